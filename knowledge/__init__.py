@@ -1,0 +1,1 @@
+"""The Knownfix core: models, services, search and suggestions, usable without GraphQL."""

@@ -1,0 +1,1 @@
+"""People and credentials: users, teams, API tokens, roles."""

@@ -1,0 +1,1 @@
+"""Alert sources that may open incidents through webhooks."""

@@ -1,0 +1,1 @@
+"""Knowledge articles: Markdown with revisions, a review lifecycle and feedback."""

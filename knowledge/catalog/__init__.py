@@ -1,0 +1,1 @@
+"""The service catalogue: configuration items that incidents and articles refer to."""

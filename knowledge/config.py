@@ -1,0 +1,140 @@
+"""Settings read from ``KNOWNFIX_*`` environment variables.
+
+Every variable has a default that suits the embedded mode (SQLite and Whoosh under
+``./var/``), so a fresh checkout runs without any configuration. A bad value fails
+at start-up with a message naming the variable, never later in a request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/knownfix.db"
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names the variable."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    index_dir: Path = Path("./var/index")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    env: Environment = Environment.DEVELOPMENT
+    cors_origins: tuple[str, ...] = ()
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def var_dir(self) -> Path:
+        """Where embedded-mode state lives: the folder of the index (``./var`` by default)."""
+        return self.index_dir.parent
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with CLI flags applied, re-validated like the environment."""
+        merged = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        _validate_port("--port", merged.port)
+        return merged
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value is not None and value.strip() else None
+
+        database_url = get("KNOWNFIX_DATABASE_URL") or DEFAULT_DATABASE_URL
+        validate_database_url("KNOWNFIX_DATABASE_URL", database_url)
+
+        port_text = get("KNOWNFIX_PORT")
+        port = defaults.port
+        if port_text is not None:
+            if not port_text.isdigit():
+                raise ConfigError("KNOWNFIX_PORT", f"expected a port number, got {port_text!r}")
+            port = int(port_text)
+            _validate_port("KNOWNFIX_PORT", port)
+
+        log_level = (get("KNOWNFIX_LOG_LEVEL") or defaults.log_level).lower()
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(
+                "KNOWNFIX_LOG_LEVEL", f"expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}"
+            )
+
+        env_text = (get("KNOWNFIX_ENV") or Environment.DEVELOPMENT.value).lower()
+        try:
+            environment = Environment(env_text)
+        except ValueError:
+            raise ConfigError(
+                "KNOWNFIX_ENV", f"expected development or production, got {env_text!r}"
+            ) from None
+
+        host = get("KNOWNFIX_HOST") or defaults.host
+        if any(c.isspace() for c in host) or "/" in host:
+            raise ConfigError("KNOWNFIX_HOST", f"expected a host name or address, got {host!r}")
+
+        origins = tuple(o.strip() for o in (get("KNOWNFIX_CORS_ORIGINS") or "").split(",") if o.strip())
+        for origin in origins:
+            if origin == "*" or not origin.startswith(("http://", "https://")):
+                raise ConfigError(
+                    "KNOWNFIX_CORS_ORIGINS",
+                    f"expected comma-separated http(s) origins (no wildcard), got {origin!r}",
+                )
+
+        return cls(
+            database_url=database_url,
+            index_dir=Path(get("KNOWNFIX_INDEX_DIR") or defaults.index_dir),
+            host=host,
+            port=port,
+            log_level=log_level,
+            env=environment,
+            cors_origins=origins,
+        )
+
+
+def _validate_port(variable: str, port: int) -> None:
+    if not 0 < port < 65536:
+        raise ConfigError(variable, f"expected a port between 1 and 65535, got {port}")
+
+
+def validate_database_url(variable: str, url: str) -> None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(variable, f"not a database URL: {url!r}") from None
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise ConfigError(
+            variable,
+            f"unsupported driver {parsed.drivername!r}; use one of {', '.join(SUPPORTED_DRIVERS)}",
+        )
+    if parsed.drivername.startswith("sqlite") and not parsed.database:
+        raise ConfigError(variable, "SQLite needs a file path (in-memory databases lose everything)")

@@ -1,0 +1,1 @@
+"""Incidents (ITIL incident management): detect, classify, assess, plan, execute, review."""

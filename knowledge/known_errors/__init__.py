@@ -1,0 +1,1 @@
+"""Known errors (ITIL problem management): documented root causes with workarounds."""

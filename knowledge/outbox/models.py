@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from knowledge.db import Base, bigintpk, created_at, str40, str_enum
+
+
+class OutboxOp(enum.StrEnum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+    EVENT = "event"
+
+
+class OutboxEntry(Base):
+    """Written in the same transaction as the change; consumers remember the last ``id``."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[bigintpk]
+    entity_type: Mapped[str40]
+    entity_id: Mapped[int]
+    op: Mapped[OutboxOp] = mapped_column(str_enum(OutboxOp, "outbox_op"))
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[created_at]
