@@ -102,7 +102,9 @@ class Settings:
         if any(c.isspace() for c in host) or "/" in host:
             raise ConfigError("KNOWNFIX_HOST", f"expected a host name or address, got {host!r}")
 
-        origins = tuple(o.strip() for o in (get("KNOWNFIX_CORS_ORIGINS") or "").split(",") if o.strip())
+        origins = tuple(
+            o.strip() for o in (get("KNOWNFIX_CORS_ORIGINS") or "").split(",") if o.strip()
+        )
         for origin in origins:
             if origin == "*" or not origin.startswith(("http://", "https://")):
                 raise ConfigError(
@@ -137,4 +139,6 @@ def validate_database_url(variable: str, url: str) -> None:
             f"unsupported driver {parsed.drivername!r}; use one of {', '.join(SUPPORTED_DRIVERS)}",
         )
     if parsed.drivername.startswith("sqlite") and not parsed.database:
-        raise ConfigError(variable, "SQLite needs a file path (in-memory databases lose everything)")
+        raise ConfigError(
+            variable, "SQLite needs a file path (in-memory databases lose everything)"
+        )

@@ -16,8 +16,15 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase, mapped_column
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 NAMING_CONVENTION = {
@@ -57,13 +64,16 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
             return None
         if isinstance(value, str):  # pragma: no cover - aiosqlite returns str for some queries
             value = dt.datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        moment: dt.datetime = value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC)
 
 
 intpk = Annotated[int, mapped_column(sa.Integer, primary_key=True)]
-bigintpk = Annotated[int, mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)]
+bigintpk = Annotated[
+    int, mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+]
 str40 = Annotated[str, mapped_column(sa.String(40))]
 str80 = Annotated[str, mapped_column(sa.String(80))]
 str200 = Annotated[str, mapped_column(sa.String(200))]
@@ -137,6 +147,24 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+async def flush_or_conflict(session: AsyncSession, *, what: str, field: str | None = None) -> None:
+    """Flush, turning a lost race into a ``ConflictError`` instead of a 500.
+
+    A uniqueness violation means someone created the same thing first; a stale
+    version means someone updated the row between our read and our write.
+    """
+    from knowledge.errors import ConflictError
+
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(f"{what} already exists", field=field) from exc
+    except StaleDataError as exc:
+        raise ConflictError(
+            f"{what} was changed by someone else; reload and try again", field="expectedVersion"
+        ) from exc
+
+
 class Database:
     """The process's engine and its two kinds of transaction."""
 
@@ -145,14 +173,12 @@ class Database:
         self.engine = create_engine(url, **engine_kwargs)
         self.is_sqlite = url.startswith("sqlite")
         write_engine = (
-            self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
+            self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            if self.is_sqlite
+            else self.engine
         )
         self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False)
-
-    def session(self) -> AsyncSession:
-        """A read session; the caller closes it."""
-        return self._read()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

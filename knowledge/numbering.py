@@ -23,7 +23,9 @@ class Counter(Base):
 
 async def next_number(session: AsyncSession, name: str) -> int:
     result = await session.execute(
-        sa.update(Counter).where(Counter.name == name).values(value=Counter.value + 1)
+        sa.update(Counter)
+        .where(Counter.name == name)
+        .values(value=Counter.value + 1)
         .returning(Counter.value)
     )
     value = result.scalar_one_or_none()

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from knowledge.accounts.roles import Role
-from knowledge.db import Base, created_at, intpk, str_enum, str80, str200, updated_at
+from knowledge.db import Base, created_at, intpk, str80, str200, str_enum, updated_at
 
 
 class Team(Base):

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from knowledge.db import Base, created_at, intpk, str_enum, str80, str200, updated_at
+from knowledge.db import Base, created_at, intpk, str80, str200, str_enum, updated_at
 
 
 class ArticleKind(enum.StrEnum):

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from knowledge.db import Base, created_at, intpk, str_enum, str80, str200, updated_at
+from knowledge.db import Base, created_at, intpk, str80, str200, str_enum, updated_at
 
 
 class IncidentStatus(enum.StrEnum):
@@ -75,7 +75,9 @@ class Incident(Base):
         str_enum(IncidentStatus, "incident_status"), default=IncidentStatus.NEW, index=True
     )
     impact: Mapped[Level] = mapped_column(str_enum(Level, "incident_impact"), default=Level.MEDIUM)
-    urgency: Mapped[Level] = mapped_column(str_enum(Level, "incident_urgency"), default=Level.MEDIUM)
+    urgency: Mapped[Level] = mapped_column(
+        str_enum(Level, "incident_urgency"), default=Level.MEDIUM
+    )
     priority: Mapped[int] = mapped_column(sa.SmallInteger, default=3, index=True)
     category: Mapped[str80 | None] = mapped_column(index=True)
     service_id: Mapped[int | None] = mapped_column(
@@ -163,7 +165,9 @@ class IncidentLink(Base):
     score: Mapped[float | None]
     rank: Mapped[int | None]
     reason: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
-    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
     created_at: Mapped[created_at]
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from knowledge.db import Base, created_at, intpk, str_enum, str80, str200, updated_at
+from knowledge.db import Base, created_at, intpk, str80, str200, str_enum, updated_at
 
 
 class KnownErrorStatus(enum.StrEnum):
@@ -31,7 +31,9 @@ class KnownError(Base):
     )
     category: Mapped[str80 | None] = mapped_column(index=True)
     error_signatures: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
-    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
     created_at: Mapped[created_at]
     updated_at: Mapped[updated_at]
     version: Mapped[int] = mapped_column(default=1, server_default="1")

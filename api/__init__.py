@@ -1,0 +1,1 @@
+"""Knownfix's interfaces: GraphQL over Starlette, the command line, webhooks."""

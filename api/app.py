@@ -1,0 +1,170 @@
+"""The Starlette application: GraphQL (HTTP and websocket), health and readiness."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+
+from api.auth import authenticate, connection_authorization
+from api.context import Context, build_context
+from api.schema import build_schema
+from knowledge import migrate
+from knowledge.config import Settings
+from knowledge.db import Database
+from knowledge.errors import AuthenticationError
+
+logger = logging.getLogger("knownfix.app")
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, db: Database, settings: Settings) -> None:
+        super().__init__(
+            build_schema(production=settings.is_production),
+            graphql_ide=None if settings.is_production else "graphiql",
+            allowed_origins=settings.cors_origins,
+        )
+        self.db = db
+        self.settings = settings
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        return build_context(
+            db=self.db,
+            settings=self.settings,
+            principal=request.scope["state"]["principal"],
+            request=request,
+            response=response,
+        )
+
+    async def on_ws_connect(self, context: Context) -> None:
+        """Browsers cannot set websocket headers: accept the token in connection_init."""
+        authorization = connection_authorization(context.connection_params)
+        if authorization is None and not context.principal.is_anonymous:
+            return  # authenticated by header already
+        try:
+            context.principal = await authenticate(
+                self.db, authorization, allow_anonymous=not self.settings.is_production
+            )
+        except AuthenticationError as error:
+            raise ConnectionRejectionError({"message": error.message}) from None
+
+
+class AuthGate:
+    """Resolve the caller before GraphQL runs; refuse bad credentials with 401."""
+
+    def __init__(self, view: GraphQLView) -> None:
+        self.view = view
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        authorization = headers.get(b"authorization")
+        settings = self.view.settings
+        is_websocket = scope["type"] == "websocket"
+        try:
+            principal = await authenticate(
+                self.view.db,
+                None if authorization is None else authorization.decode("latin-1"),
+                # A websocket's token may come in connection_init instead (see on_ws_connect).
+                allow_anonymous=is_websocket or not settings.is_production,
+            )
+        except AuthenticationError as error:
+            if is_websocket:
+                await WebSocket(scope, receive, send).close(code=4401, reason=error.message)
+                return
+            response = JSONResponse(
+                {"errors": [{"message": error.message, "extensions": {"code": "UNAUTHENTICATED"}}]},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.view(scope, receive, send)
+
+
+async def healthz(_: Request) -> Response:
+    """The process is up; says nothing about its dependencies."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready to serve: the database answers and its schema is at the code's head."""
+    db: Database = request.app.state.db
+    checks: dict[str, str] = {}
+    ready = True
+    try:
+        async with db.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+        checks["database"] = "ok"
+        current, head = await migrate.current_revision(db.engine), migrate.head_revision()
+        if current == head:
+            checks["migrations"] = "ok"
+        else:
+            ready = False
+            checks["migrations"] = (
+                f"database at {current}, code expects {head}: run 'knownfix db upgrade'"
+            )
+    except Exception as error:
+        ready = False
+        checks["database"] = f"unreachable: {type(error).__name__}: {str(error)[:200]}"
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+def create_app(settings: Settings, *, db: Database | None = None) -> Starlette:
+    """The app; pass ``db`` to share an engine (tests), else one is made and disposed."""
+    own_db = db is None
+    database = db or Database(settings.database_url)
+    view = GraphQLView(database, settings)
+    gate = AuthGate(view)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.db = database
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            if own_db:
+                await database.dispose()
+
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type"],
+                allow_credentials=True,
+                max_age=600,
+            )
+        )
+    app = Starlette(
+        routes=[
+            Route("/graphql", gate, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", gate),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+    )
+    app.state.db = database
+    app.state.settings = settings
+    return app

@@ -1,0 +1,57 @@
+"""Bearer-token authentication in front of GraphQL, for HTTP and websockets.
+
+A request with a bad token is refused outright (401), even in development: a
+client that sends credentials wants to act as someone, and silently treating it
+as anonymous would hide the mistake. Without a token, development mode serves
+an anonymous viewer and production mode refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from knowledge.accounts import tokens
+from knowledge.accounts.principal import ANONYMOUS_VIEWER, Principal
+from knowledge.db import Database
+from knowledge.errors import AuthenticationError
+
+SCHEME = "bearer"
+
+
+def bearer_secret(authorization: str | None) -> str | None:
+    """The token in an ``Authorization`` value; ``None`` when there is no header."""
+    if authorization is None:
+        return None
+    scheme, _, secret = authorization.strip().partition(" ")
+    if scheme.lower() != SCHEME or not secret.strip():
+        raise AuthenticationError("malformed Authorization header: expected 'Bearer <token>'")
+    return secret.strip()
+
+
+async def authenticate(
+    db: Database, authorization: str | None, *, allow_anonymous: bool
+) -> Principal:
+    secret = bearer_secret(authorization)
+    if secret is None:
+        if not allow_anonymous:
+            raise AuthenticationError(
+                "authentication required: send 'Authorization: Bearer <token>'"
+            )
+        return ANONYMOUS_VIEWER
+    async with db.read() as session:
+        result = await tokens.authenticate(session=session, secret=secret)
+    if result.use_is_stale:
+        async with db.transaction() as session:
+            await tokens.record_use(session=session, token_id=result.principal.token_id or 0)
+    return result.principal
+
+
+def connection_authorization(params: Any) -> str | None:
+    """The Authorization value a websocket client put in its connection_init payload."""
+    if not isinstance(params, dict):
+        return None
+    for key in ("Authorization", "authorization"):
+        value = params.get(key)
+        if isinstance(value, str):
+            return value
+    return None

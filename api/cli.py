@@ -1,0 +1,309 @@
+"""The ``knownfix`` command.
+
+Commands act as the system principal: whoever runs them already holds the
+database. Errors print one line to stderr and exit with status 2 (bad usage or
+configuration) or 1 (the operation failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from knowledge import migrate
+from knowledge.accounts import tokens
+from knowledge.accounts.models import User
+from knowledge.accounts.principal import SYSTEM
+from knowledge.accounts.roles import Role
+from knowledge.config import ConfigError, Settings, validate_database_url
+from knowledge.db import Database
+from knowledge.errors import DomainError
+
+logger = logging.getLogger("knownfix")
+
+SCHEMA_FILE = migrate.PROJECT_ROOT / "schema.graphql"
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    database_url = getattr(args, "database_url", None)
+    if database_url:
+        validate_database_url("--database-url", database_url)
+    return settings.replace(
+        database_url=database_url,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        index_dir=Path(args.index_dir) if getattr(args, "index_dir", None) else None,
+    )
+
+
+def _ensure_var_dir(settings: Settings) -> None:
+    """The embedded SQLite file needs its folder before the first connection."""
+    if settings.is_sqlite:
+        from sqlalchemy.engine import make_url
+
+        database = make_url(settings.database_url).database
+        if database:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def _upgrade(settings: Settings, revision: str) -> str | None:
+    _ensure_var_dir(settings)
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db.engine, revision)
+        return await migrate.current_revision(db.engine)
+    finally:
+        await db.dispose()
+
+
+async def _current(settings: Settings) -> tuple[str | None, str | None]:
+    db = Database(settings.database_url)
+    try:
+        return await migrate.current_revision(db.engine), migrate.head_revision()
+    finally:
+        await db.dispose()
+
+
+async def _prepare_for_serving(settings: Settings) -> None:
+    """Refuse to serve an out-of-date schema; seed a fresh development database."""
+    from knowledge.demo import loader
+
+    db = Database(settings.database_url)
+    try:
+        current, head = await migrate.current_revision(db.engine), migrate.head_revision()
+        if current != head:
+            raise ConfigError(
+                "KNOWNFIX_DATABASE_URL",
+                f"database schema is at {current}, this code needs {head}: "
+                "run 'knownfix db upgrade'",
+            )
+        if settings.is_production:
+            return
+        async with db.transaction() as session:
+            if await loader.is_empty(session):
+                report = await loader.load(session)
+                _out(
+                    f"Loaded the demo knowledge base ({report.articles} articles, "
+                    f"{report.known_errors} known errors, {report.incidents} incidents)."
+                )
+            secret = await loader.ensure_dev_admin(session)
+        if secret:
+            token_file = settings.var_dir / "admin-token"
+            token_file.parent.mkdir(parents=True, exist_ok=True)
+            token_file.touch(mode=0o600)
+            token_file.write_text(secret + "\n", encoding="utf-8")
+            _out(f"Development admin token (also in {token_file}):\n  {secret}")
+    finally:
+        await db.dispose()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    _ensure_var_dir(settings)
+    asyncio.run(_prepare_for_serving(settings))
+    _out(
+        f"Knownfix ({settings.env.value}) serving GraphQL at http://{settings.host}:{settings.port}/graphql"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    revision = asyncio.run(_upgrade(settings, args.revision))
+    _out(f"database at revision {revision}")
+    return 0
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    current, head = asyncio.run(_current(_settings(args)))
+    state = "up to date" if current == head else f"behind: head is {head}"
+    _out(f"{current or '(empty)'} ({state})")
+    return 0 if current == head else 1
+
+
+async def _create_token(settings: Settings, args: argparse.Namespace) -> str:
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from knowledge.accounts import service as accounts
+    from knowledge.db import utcnow
+
+    role = Role.parse(args.role)
+    db = Database(settings.database_url)
+    try:
+        async with db.transaction() as session:
+            user = await session.scalar(sa.select(User).where(User.username == args.user))
+            if user is None:
+                user = await accounts.create_user(
+                    session=session, principal=SYSTEM, username=args.user, role=role
+                )
+                _err(f"created user {user.username} ({role.value})")
+            elif not user.role.includes(role):
+                if not args.promote:
+                    raise DomainError(
+                        f"{user.username} is {user.role.value}; "
+                        f"pass --promote to make them {role.value}"
+                    )
+                user.role = role
+                _err(f"promoted {user.username} to {role.value}")
+            expires = (
+                utcnow() + dt.timedelta(days=args.expires_in_days) if args.expires_in_days else None
+            )
+            issued = await tokens.create(
+                session=session,
+                principal=SYSTEM,
+                user=user,
+                role=role,
+                name=args.name,
+                expires_at=expires,
+            )
+            return issued.secret
+    finally:
+        await db.dispose()
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    _out(asyncio.run(_create_token(_settings(args), args)))
+    return 0
+
+
+def cmd_schema_export(args: argparse.Namespace) -> int:
+    from api.schema import schema
+
+    sdl = schema.as_str() + "\n"
+    target = Path(args.output)
+    if args.check:
+        if not target.exists() or target.read_text(encoding="utf-8") != sdl:
+            _err(f"{target} is stale: run 'knownfix schema export'")
+            return 1
+        _out(f"{target} is up to date")
+        return 0
+    target.write_text(sdl, encoding="utf-8")
+    _out(f"wrote {target}")
+    return 0
+
+
+async def _load_demo(settings: Settings) -> str:
+    from knowledge.demo import loader
+
+    db = Database(settings.database_url)
+    try:
+        async with db.transaction() as session:
+            report = await loader.load(session)
+    finally:
+        await db.dispose()
+    if report.total == 0:
+        return "demo knowledge already loaded; nothing added"
+    return (
+        f"added {report.articles} articles, {report.known_errors} known errors, "
+        f"{report.incidents} incidents, {report.services} services, {report.teams} teams, "
+        f"{report.users} users"
+    )
+
+
+def cmd_demo_load(args: argparse.Namespace) -> int:
+    _out(asyncio.run(_load_demo(_settings(args))))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="knownfix", description="Incident knowledge platform")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_database(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--database-url", help="overrides KNOWNFIX_DATABASE_URL")
+        return p
+
+    serve = with_database(commands.add_parser("serve", help="serve the GraphQL API"))
+    serve.add_argument("--host", help="overrides KNOWNFIX_HOST")
+    serve.add_argument("--port", type=int, help="overrides KNOWNFIX_PORT")
+    serve.add_argument("--index-dir", help="overrides KNOWNFIX_INDEX_DIR")
+    serve.set_defaults(handler=cmd_serve)
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True, metavar="ACTION"
+    )
+    upgrade = with_database(db.add_parser("upgrade", help="apply migrations"))
+    upgrade.add_argument("--revision", default="head")
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+    with_database(db.add_parser("current", help="show the schema revision")).set_defaults(
+        handler=cmd_db_current
+    )
+
+    token = commands.add_parser("token", help="API tokens").add_subparsers(
+        dest="token_command", required=True, metavar="ACTION"
+    )
+    create = with_database(token.add_parser("create", help="create a token and print it once"))
+    create.add_argument("--user", required=True, help="username; created when missing")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--name", default="", help="what the token is for")
+    create.add_argument("--expires-in-days", type=int, default=None)
+    create.add_argument("--promote", action="store_true", help="raise the user's role if lower")
+    create.set_defaults(handler=cmd_token_create)
+
+    schema = commands.add_parser("schema", help="GraphQL schema").add_subparsers(
+        dest="schema_command", required=True, metavar="ACTION"
+    )
+    export = schema.add_parser("export", help="write schema.graphql")
+    export.add_argument("--output", default=str(SCHEMA_FILE))
+    export.add_argument("--check", action="store_true", help="fail when the file is stale")
+    export.set_defaults(handler=cmd_schema_export)
+
+    demo = commands.add_parser("demo", help="demo knowledge").add_subparsers(
+        dest="demo_command", required=True, metavar="ACTION"
+    )
+    with_database(demo.add_parser("load", help="load the demo knowledge base")).set_defaults(
+        handler=cmd_demo_load
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except ConfigError as error:
+        _err(f"knownfix: configuration error: {error}")
+        return 2
+    except (DomainError, ValueError) as error:
+        _err(f"knownfix: {error}")
+        return 1
+    except (OSError, SQLAlchemyError) as error:
+        _err(f"knownfix: cannot reach the database or files: {str(error).splitlines()[0]}")
+        return 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The per-request context: who is asking, short read sessions, DataLoaders.
+
+Each ``read()`` is its own short session, closed (not rolled back, which would
+expire the rows it returned) before the next one, so no transaction stays open
+while a request or a websocket lives. Strawberry resolves sibling fields
+concurrently; the lock keeps one request to one connection at a time.
+Mutations open their own write transaction with ``transaction()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from knowledge.accounts.principal import Principal
+from knowledge.config import Settings
+from knowledge.db import Database
+
+if TYPE_CHECKING:
+    from api.loaders import Loaders
+
+
+@dataclasses.dataclass(eq=False)
+class Context:
+    db: Database
+    settings: Settings
+    principal: Principal
+    request: Any = None
+    response: Any = None
+    connection_params: dict[str, Any] | None = None
+    _lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock, repr=False)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._lock, self.db.read() as session:
+            yield session
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.db.transaction() as session:
+            yield session
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        from api.loaders import Loaders
+
+        return Loaders(self)
+
+
+def build_context(
+    *,
+    db: Database,
+    settings: Settings,
+    principal: Principal,
+    request: Any = None,
+    response: Any = None,
+) -> Context:
+    """Used by the app for every request and by tests that call the schema directly."""
+    return Context(
+        db=db, settings=settings, principal=principal, request=request, response=response
+    )

@@ -1,0 +1,95 @@
+"""Typed errors for mutation payloads, and domain errors as top-level GraphQL errors.
+
+Mutations return a union of their success type and the error types below, all
+implementing ``Error``. Queries raise; the schema then adds an ``extensions.code``
+from the domain error so clients can branch without parsing messages.
+"""
+
+from __future__ import annotations
+
+import strawberry
+
+from knowledge import errors as domain
+
+
+@strawberry.interface(name="Error", description="A problem a client can show or act on.")
+class ErrorType:
+    message: str
+    code: str
+    field: str | None = strawberry.field(
+        description="The input field at fault, as a path (e.g. 'input.slug'), when there is one."
+    )
+
+
+@strawberry.type(name="ValidationError")
+class ValidationErrorType(ErrorType):
+    pass
+
+
+@strawberry.type(name="NotFoundError")
+class NotFoundErrorType(ErrorType):
+    pass
+
+
+@strawberry.type(name="PermissionDeniedError")
+class PermissionDeniedErrorType(ErrorType):
+    pass
+
+
+@strawberry.type(name="ConflictError")
+class ConflictErrorType(ErrorType):
+    current_version: int | None = strawberry.field(
+        default=None,
+        description="The version now stored, when the conflict is a stale expectedVersion.",
+    )
+
+
+@strawberry.type(name="InvalidTransitionError")
+class InvalidTransitionErrorType(ErrorType):
+    pass
+
+
+AnyError = (
+    ValidationErrorType
+    | NotFoundErrorType
+    | PermissionDeniedErrorType
+    | ConflictErrorType
+    | InvalidTransitionErrorType
+)
+
+
+def field_path(field: str | None) -> str | None:
+    return None if field is None else f"input.{field}"
+
+
+def to_error(error: domain.DomainError) -> AnyError:
+    """The payload error for a domain error (authentication never gets here)."""
+    path = field_path(error.field)
+    if isinstance(error, domain.ConflictError):
+        return ConflictErrorType(
+            message=error.message,
+            code=error.code,
+            field=path,
+            current_version=error.current_version,
+        )
+    kinds: dict[type[domain.DomainError], type[AnyError]] = {
+        domain.ValidationError: ValidationErrorType,
+        domain.NotFoundError: NotFoundErrorType,
+        domain.PermissionDeniedError: PermissionDeniedErrorType,
+        domain.InvalidTransitionError: InvalidTransitionErrorType,
+    }
+    for kind, error_type in kinds.items():
+        if isinstance(error, kind):
+            return error_type(message=error.message, code=error.code, field=path)
+    raise error
+
+
+def graphql_code(error: domain.DomainError) -> str:
+    return {
+        "unauthenticated": "UNAUTHENTICATED",
+        "permission_denied": "FORBIDDEN",
+        "not_found": "NOT_FOUND",
+        "validation": "BAD_USER_INPUT",
+        "conflict": "CONFLICT",
+        "invalid_transition": "INVALID_TRANSITION",
+    }.get(error.code, error.code.upper())

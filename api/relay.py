@@ -1,0 +1,143 @@
+"""Relay conventions: global ids, the ``Node`` interface, cursor connections.
+
+Global ids and cursors are opaque base64 strings. Anything that does not decode
+to a known type and a positive integer is refused with a clear error, never
+passed to the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+
+from knowledge.pagination import Page
+
+T = TypeVar("T")
+MAX_KEY = 2**63 - 1
+
+# GraphQL type name -> node class, filled by @node_type; used by node()/nodes().
+NODE_TYPES: dict[str, type[Node]] = {}
+# Types with global ids that node() does not serve (e.g. API tokens).
+OTHER_ID_TYPES = {"ApiToken"}
+
+
+class BadInputError(GraphQLError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, extensions={"code": "BAD_USER_INPUT"})
+
+
+def _b64encode(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _b64decode(value: str) -> str | None:
+    if not value or len(value) > 200:
+        return None
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _positive_int(text: str) -> int | None:
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_KEY else None
+
+
+def to_global_id(type_name: str, key: int) -> strawberry.ID:
+    return strawberry.ID(_b64encode(f"{type_name}:{key}"))
+
+
+def parse_global_id(value: str) -> tuple[str, int]:
+    """``(type name, key)``; raises ``BadInputError`` for anything malformed or unknown."""
+    decoded = _b64decode(value)
+    type_name, _, key_text = (decoded or "").partition(":")
+    key = _positive_int(key_text)
+    if key is None or (type_name not in NODE_TYPES and type_name not in OTHER_ID_TYPES):
+        raise BadInputError(f"{value!r} is not a valid id")
+    return type_name, key
+
+
+def expect_global_id(value: str, type_name: str, *, field: str = "id") -> int:
+    """The key of a global id that must name ``type_name``."""
+    actual, key = parse_global_id(value)
+    if actual != type_name:
+        raise BadInputError(f"{field}: expected an id of a {type_name}, got one of a {actual}")
+    return key
+
+
+def to_cursor(key: int) -> str:
+    return _b64encode(f"cursor:{key}")
+
+
+def parse_cursor(value: str | None) -> int | None:
+    if value is None:
+        return None
+    decoded = _b64decode(value) or ""
+    prefix, _, key_text = decoded.partition(":")
+    key = _positive_int(key_text)
+    if prefix != "cursor" or key is None:
+        raise BadInputError(f"after: {value!r} is not a cursor from this API")
+    return key
+
+
+@strawberry.interface(description="An object with a global id, fetchable with node(id).")
+class Node:
+    id: strawberry.ID
+
+
+def node_type(cls: type[Node]) -> type[Node]:
+    NODE_TYPES[cls.__name__.removesuffix("Type")] = cls
+    return cls
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    node: T
+    cursor: str
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+
+    @strawberry.field(description="The nodes of the edges, for clients that need no cursors.")
+    def nodes(self) -> list[T]:
+        return [edge.node for edge in self.edges]
+
+
+class HasId(Protocol):
+    id: int
+
+
+M = TypeVar("M", bound=HasId)
+
+
+def connection(page: Page[M], convert: Callable[[M], T]) -> Connection[T]:
+    """A connection over a keyset page of rows whose ``id`` is the cursor key."""
+    edges = [Edge(node=convert(item), cursor=to_cursor(item.id)) for item in page.items]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=page.has_previous,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Demo knowledge: our own writing, loaded on a fresh development database."""

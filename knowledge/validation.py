@@ -1,0 +1,70 @@
+"""Input rules shared by every service, so GraphQL, the CLI and MCP agree."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from knowledge.errors import ConflictError, ValidationError
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
+USERNAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,78}[a-z0-9])?$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+def clean_text(value: str, *, field: str, max_length: int, required: bool = True) -> str:
+    """Strip, refuse control characters, and enforce a length limit."""
+    value = value.strip()
+    if required and not value:
+        raise ValidationError(f"{field} must not be empty", field=field)
+    if len(value) > max_length:
+        raise ValidationError(
+            f"{field} is at most {max_length} characters (got {len(value)})", field=field
+        )
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in value):
+        raise ValidationError(f"{field} contains control characters", field=field)
+    return value
+
+
+def clean_line(value: str, *, field: str, max_length: int = 200) -> str:
+    value = clean_text(value, field=field, max_length=max_length)
+    if "\n" in value or "\r" in value:
+        raise ValidationError(f"{field} must be a single line", field=field)
+    return value
+
+
+def clean_slug(value: str, *, field: str = "slug") -> str:
+    value = value.strip()
+    if not SLUG_PATTERN.fullmatch(value):
+        raise ValidationError(
+            f"{field} must be 1-80 lowercase letters, digits and inner hyphens", field=field
+        )
+    return value
+
+
+def clean_username(value: str, *, field: str = "username") -> str:
+    value = value.strip()
+    if not USERNAME_PATTERN.fullmatch(value):
+        raise ValidationError(
+            f"{field} must be 1-80 lowercase letters, digits, '.', '_' or '-'", field=field
+        )
+    return value
+
+
+def clean_email(value: str | None, *, field: str = "email") -> str | None:
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if len(value) > 254 or not EMAIL_PATTERN.fullmatch(value):
+        raise ValidationError(f"{field} is not an email address", field=field)
+    return value
+
+
+def check_version(*, expected: int, current: int, what: str) -> None:
+    if expected != current:
+        raise ConflictError(
+            f"{what} was changed by someone else (you had version {expected}, "
+            f"it is now {current}); reload and apply your change again",
+            field="expectedVersion",
+            current_version=current,
+        )
