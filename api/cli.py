@@ -121,6 +121,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    # /readyz inspects the migration state on every probe; Alembic would log each one.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     _ensure_var_dir(settings)
     asyncio.run(_prepare_for_serving(settings))
     _out(

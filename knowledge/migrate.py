@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -61,16 +62,14 @@ async def is_at_head(engine: AsyncEngine) -> bool:
     return await current_revision(engine) == head_revision()
 
 
-def _differences(connection: Connection) -> list[Any]:
-    from alembic.autogenerate import compare_metadata
+def _differences(connection: Connection, target: MetaData) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, target))
 
+
+async def schema_differences(engine: AsyncEngine, target: MetaData | None = None) -> list[Any]:
+    """What autogenerate would change: empty when models and migrations agree."""
     from knowledge.models import metadata
 
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, metadata))
-
-
-async def schema_differences(engine: AsyncEngine) -> list[Any]:
-    """What autogenerate would change: empty when models and migrations agree."""
     async with engine.connect() as connection:
-        return await connection.run_sync(_differences)
+        return await connection.run_sync(_differences, target or metadata)

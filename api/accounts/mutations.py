@@ -36,7 +36,6 @@ class AccountsMutation:
         self, info: strawberry.Info[Context], input: CreateUserInput
     ) -> UserResult:
         async def change(session: AsyncSession) -> UserType:
-            team_ids = [input_id(t, "Team", field="teamIds") for t in input.team_ids]
             user = await accounts.create_user(
                 session=session,
                 principal=info.context.principal,
@@ -44,14 +43,8 @@ class AccountsMutation:
                 display_name=input.display_name,
                 email=input.email,
                 role=input.role,
+                team_ids=[input_id(t, "Team", field="teamIds") for t in input.team_ids],
             )
-            for team_id in team_ids:
-                await accounts.add_member(
-                    session=session,
-                    principal=info.context.principal,
-                    team_id=team_id,
-                    user_id=user.id,
-                )
             return UserType.from_model(user)
 
         return await run_mutation(info, change)

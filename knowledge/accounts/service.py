@@ -73,6 +73,7 @@ async def create_user(
     display_name: str | None = None,
     email: str | None = None,
     role: Role = Role.VIEWER,
+    team_ids: Sequence[int] = (),
 ) -> User:
     principal.require(Role.ADMIN, "Creating users")
     username = clean_username(username)
@@ -84,6 +85,11 @@ async def create_user(
     )
     session.add(user)
     await flush_or_conflict(session, what=f"user {username!r}", field="username")
+    for team_id in dict.fromkeys(team_ids):
+        if await session.get(Team, team_id) is None:
+            raise NotFoundError(f"no team with id {team_id}", field="teamIds")
+        session.add(TeamMembership(team_id=team_id, user_id=user.id))
+    await session.flush()
     return user
 
 
@@ -168,8 +174,10 @@ async def add_member(
     *, session: AsyncSession, principal: Principal, team_id: int, user_id: int
 ) -> None:
     principal.require(Role.ADMIN, "Changing team membership")
-    await get_team(session=session, principal=principal, team_id=team_id)
-    await get_user(session=session, principal=principal, user_id=user_id)
+    if await session.get(Team, team_id) is None:
+        raise NotFoundError(f"no team with id {team_id}", field="teamId")
+    if await session.get(User, user_id) is None:
+        raise NotFoundError(f"no user with id {user_id}", field="userId")
     exists = await session.get(TeamMembership, (team_id, user_id))
     if exists is None:
         session.add(TeamMembership(team_id=team_id, user_id=user_id))

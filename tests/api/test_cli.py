@@ -1,0 +1,108 @@
+"""The ``knownfix`` command, run in-process against the database under test."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from api.cli import main
+from knowledge.config import Settings
+from knowledge.db import Database
+from tests.conftest import DatabaseFactory
+from tests.support import GraphQLClient
+
+
+async def knownfix(*argv: str) -> int:
+    """Run the CLI in a thread: it starts its own event loop, as it does in a shell."""
+    return await asyncio.to_thread(main, list(argv))
+
+
+async def test_db_upgrade_brings_a_fresh_database_to_head(
+    database_factory: DatabaseFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = await database_factory.create()
+    assert await knownfix("db", "current", "--database-url", url) == 1
+    assert "(empty) (behind" in capsys.readouterr().out
+    assert await knownfix("db", "upgrade", "--database-url", url) == 0
+    assert await knownfix("db", "upgrade", "--database-url", url) == 0, "upgrading twice is safe"
+    assert await knownfix("db", "current", "--database-url", url) == 0
+    assert "up to date" in capsys.readouterr().out.splitlines()[-1]
+
+
+async def test_token_create_prints_a_token_that_works(
+    db: Database, client: GraphQLClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        await knownfix(
+            "token", "create", "--user", "ops", "--role", "responder", "--database-url", db.url
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    token = captured.out.strip()
+    assert "created user ops" in captured.err
+    me = (await client("{ me { role user { username } } }", token=token)).data["me"]
+    assert me == {"role": "RESPONDER", "user": {"username": "ops"}}
+
+
+async def test_token_create_does_not_silently_promote(
+    db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["token", "create", "--user", "pat", "--database-url", db.url]
+    assert await knownfix(*base, "--role", "viewer") == 0
+    assert await knownfix(*base, "--role", "admin") == 1
+    assert "pass --promote" in capsys.readouterr().err
+    assert await knownfix(*base, "--role", "admin", "--promote") == 0
+    assert "promoted pat to admin" in capsys.readouterr().err
+
+
+async def test_token_create_rejects_an_unknown_role(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        await knownfix("token", "create", "--user", "x", "--role", "wizard")
+    assert exited.value.code == 2
+    assert "invalid choice: 'wizard'" in capsys.readouterr().err
+
+
+async def test_demo_load_is_idempotent(db: Database, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await knownfix("demo", "load", "--database-url", db.url) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("added 42 articles, 12 known errors, 8 incidents")
+    assert await knownfix("demo", "load", "--database-url", db.url) == 0
+    assert "nothing added" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("KNOWNFIX_ENV", "staging"),
+        ("KNOWNFIX_PORT", "http"),
+        ("KNOWNFIX_DATABASE_URL", "oracle://x"),
+    ],
+)
+async def test_bad_configuration_exits_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert await knownfix("db", "current") == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"knownfix: configuration error: {variable}: ")
+
+
+async def test_a_bad_database_url_flag_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await knownfix("db", "current", "--database-url", "nonsense") == 2
+    assert "--database-url: not a database URL" in capsys.readouterr().err
+
+
+async def test_an_unreachable_database_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "postgresql+asyncpg://knownfix@127.0.0.1:1/nowhere"
+    assert await knownfix("db", "current", "--database-url", url) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("knownfix: cannot reach the database")
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_settings_default_is_the_embedded_database() -> None:
+    assert Settings().database_url.startswith("sqlite+aiosqlite:///./var/")

@@ -1,0 +1,176 @@
+"""``knownfix serve`` as a real process: first start, GraphQL over HTTP and websocket, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import DatabaseFactory
+
+pytestmark = pytest.mark.slow
+KNOWNFIX = str(Path(sys.executable).with_name("knownfix"))
+STARTUP_TIMEOUT = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(self, process: asyncio.subprocess.Process, port: int, output: list[str]) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}/graphql"
+        self.output = output
+
+
+@asynccontextmanager
+async def serving(workdir: Path, env: dict[str, str]) -> AsyncIterator[Server]:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        KNOWNFIX,
+        "serve",
+        "--port",
+        str(port),
+        cwd=workdir,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+
+    async def until_started() -> None:
+        assert process.stdout is not None
+        while line := (await process.stdout.readline()).decode():
+            output.append(line)
+            if "Application startup complete" in line:
+                return
+        raise AssertionError("server exited:\n" + "".join(output))
+
+    try:
+        await asyncio.wait_for(until_started(), STARTUP_TIMEOUT)
+        yield Server(process, port, output)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        rest, _ = await asyncio.wait_for(process.communicate(), 30)
+        output.append(rest.decode())
+
+
+def environment(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KNOWNFIX_")}
+    return {**env, "KNOWNFIX_DATABASE_URL": database_url, "KNOWNFIX_LOG_LEVEL": "info", **extra}
+
+
+async def upgrade(workdir: Path, env: dict[str, str]) -> None:
+    process = await asyncio.create_subprocess_exec(KNOWNFIX, "db", "upgrade", cwd=workdir, env=env)
+    assert await process.wait() == 0
+
+
+async def graphql(server: Server, query: str, token: str | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        return await http.post("/graphql", json={"query": query}, headers=headers)
+
+
+async def ws_handshake(server: Server, payload: dict[str, str]) -> dict[str, object]:
+    async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        try:
+            reply: dict[str, object] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        except websockets.ConnectionClosed as closed:
+            return {"closed": closed.rcvd.code if closed.rcvd else None}
+        return reply
+
+
+async def test_first_start_loads_demo_data_and_serves_graphql(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    env = environment(await database_factory.create())
+    await upgrade(tmp_path, env)
+    async with serving(tmp_path, env) as server:
+        started = "".join(server.output)
+        assert "Loaded the demo knowledge base (42 articles" in started
+        token = (tmp_path / "var" / "admin-token").read_text().strip()
+        assert token in started
+        assert (tmp_path / "var" / "admin-token").stat().st_mode & 0o077 == 0
+
+        me = await graphql(server, "{ me { role user { username } } }", token)
+        assert me.json() == {"data": {"me": {"role": "ADMIN", "user": {"username": "admin"}}}}
+        services = await graphql(server, "{ services(first: 100) { nodes { slug } } }")
+        assert len(services.json()["data"]["services"]["nodes"]) == 10
+
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            ide = await http.get("/graphql", headers={"Accept": "text/html"})
+            ready = await http.get("/readyz")
+        assert "GraphiQL" in ide.text
+        assert ready.json()["status"] == "ready"
+
+        ack = await ws_handshake(server, {"Authorization": f"Bearer {token}"})
+        assert ack["type"] == "connection_ack"
+        refused = await ws_handshake(server, {"Authorization": "Bearer kfx_" + "x" * 43})
+        assert refused == {"closed": 4403}
+
+    # uvicorn finishes in-flight work, runs the lifespan shutdown, then re-raises SIGTERM.
+    assert server.process.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in "".join(server.output)
+
+    # A second start finds the data and the token already there and adds nothing.
+    async with serving(tmp_path, env) as again:
+        started = "".join(again.output)
+        assert "Loaded the demo" not in started
+        assert "Development admin token" not in started
+        assert (tmp_path / "var" / "admin-token").read_text().strip() == token
+        still = await graphql(again, "{ me { role } }", token)
+        assert still.json()["data"]["me"]["role"] == "ADMIN"
+
+
+async def test_production_refuses_anonymous_callers_and_loads_no_demo(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    env = environment(await database_factory.create(), KNOWNFIX_ENV="production")
+    await upgrade(tmp_path, env)
+    async with serving(tmp_path, env) as server:
+        assert "Loaded the demo" not in "".join(server.output)
+        reply = await graphql(server, "{ services { nodes { slug } } }")
+        assert reply.status_code == 401
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            ide = await http.get("/graphql", headers={"Accept": "text/html"})
+        assert ide.status_code != 200 or "GraphiQL" not in ide.text
+        refused = await ws_handshake(server, {})
+        assert refused == {"closed": 4403}
+    assert not (tmp_path / "var" / "admin-token").exists()
+
+
+async def test_serve_refuses_a_database_behind_the_code(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    env = environment(await database_factory.create())
+    process = await asyncio.create_subprocess_exec(
+        KNOWNFIX,
+        "serve",
+        "--port",
+        str(free_port()),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), STARTUP_TIMEOUT)
+    assert process.returncode == 2
+    assert "run 'knownfix db upgrade'" in err.decode()
