@@ -1,7 +1,8 @@
 """Keyset pagination: stable under inserts, no OFFSET scans.
 
-Pages are ordered by a unique integer key (the primary key); the API layer turns
-the key into an opaque cursor.
+Pages are ordered by a sort column and then the primary key, so every row has a
+unique position; the position of a page's last row (its sort value and id) is
+what the API encodes as an opaque cursor.
 """
 
 from __future__ import annotations
@@ -41,14 +42,28 @@ async def fetch_page(
     session: AsyncSession,
     stmt: sa.Select[Any],
     *,
-    key: sa.ColumnElement[int] | Any,
+    key: Any,
     first: int | None,
     after: int | None,
+    sort: Any = None,
+    after_sort: Any = None,
+    descending: bool = False,
 ) -> Page[Any]:
-    """A page of ``stmt``'s rows ordered by ``key`` (SQLAlchemy 2.0 and 2.1 type
-    selects differently, hence ``Any``; callers annotate the row type)."""
+    """A page of ``stmt``'s rows ordered by ``sort`` (if given) then ``key``.
+
+    ``after``/``after_sort`` are the key and sort value of the row the page
+    follows. (SQLAlchemy 2.0 and 2.1 type selects differently, hence ``Any``;
+    callers annotate the row type.)
+    """
     size = check_page_size(first)
     if after is not None:
-        stmt = stmt.where(key > after)
-    rows = list((await session.scalars(stmt.order_by(key).limit(size + 1))).all())
+        if sort is None:
+            stmt = stmt.where(key < after if descending else key > after)
+        else:
+            position = sa.tuple_(sort, key)
+            bound = sa.tuple_(sa.literal(after_sort, sort.type), sa.literal(after, key.type))
+            stmt = stmt.where(position < bound if descending else position > bound)
+    order = [key] if sort is None else [sort, key]
+    stmt = stmt.order_by(*(c.desc() if descending else c.asc() for c in order))
+    rows = list((await session.scalars(stmt.limit(size + 1))).all())
     return Page(items=rows[:size], has_next=len(rows) > size, has_previous=after is not None)

@@ -40,6 +40,10 @@ class Article(Base):
     )
     category: Mapped[str80 | None] = mapped_column(index=True)
     error_signatures: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    # Where the knowledge came from (URLs of threads, tickets, post-mortems).
+    sources: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    # Why a reviewer sent it back to draft; cleared on the next submission.
+    review_note: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     known_error_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("known_errors.id", ondelete="SET NULL"), index=True
     )

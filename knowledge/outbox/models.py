@@ -19,6 +19,8 @@ class OutboxEntry(Base):
     """Written in the same transaction as the change; consumers remember the last ``id``."""
 
     __tablename__ = "outbox"
+    # Never reuse an id, even after pruning the newest rows: consumers track the last id.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[bigintpk]
     entity_type: Mapped[str40]

@@ -50,6 +50,7 @@ def upgrade() -> None:
             "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "teams",
@@ -286,6 +287,8 @@ def upgrade() -> None:
         ),
         sa.Column("category", sa.String(length=80), nullable=True),
         sa.Column("error_signatures", sa.JSON(), nullable=False),
+        sa.Column("sources", sa.JSON(), nullable=False),
+        sa.Column("review_note", sa.Text(), server_default="", nullable=False),
         sa.Column("known_error_id", sa.Integer(), nullable=True),
         sa.Column("author_id", sa.Integer(), nullable=True),
         sa.Column("current_revision", sa.Integer(), server_default="1", nullable=False),

@@ -1,0 +1,211 @@
+"""The Whoosh index on disk: generations, one writer, refreshed searchers.
+
+Layout under the index root::
+
+    current -> gen-1732890000000000000     (symlink, swapped atomically)
+    gen-1732890000000000000/               (a complete Whoosh index)
+
+A rebuild writes a new generation beside the current one and swaps the link,
+so searches never see a half-built index. The last outbox id applied is kept
+in a meta document inside the index, committed with the documents it covers.
+
+Whoosh is synchronous and CPU-bound: callers run these methods in a thread.
+Searches share one searcher under a lock and refresh it when the index
+changed; writes hold Whoosh's own lock with a timeout (it fails at once by
+default, see DESIGN.md) plus a process lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from whoosh import index as whoosh_index
+from whoosh.query import Query
+from whoosh.searching import Searcher
+
+from knowledge.search.documents import Document
+from knowledge.search.schema import META_KEY, build_schema
+
+logger = logging.getLogger("knownfix.search")
+
+CURRENT = "current"
+WRITE_TIMEOUT_SECONDS = 10.0
+
+
+class IndexUnavailableError(RuntimeError):
+    """The index could not be opened or written (it will be rebuilt from the database)."""
+
+
+class SearchIndex:
+    def __init__(self, root: Path, *, write_timeout: float = WRITE_TIMEOUT_SECONDS) -> None:
+        self.root = root
+        self.write_timeout = write_timeout
+        self._ix: Any = None
+        self._generation: str | None = None
+        self._searcher: Searcher | None = None
+        self._read_lock = threading.RLock()
+        self._write_lock = threading.Lock()
+
+    # --- opening ----------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._ix is not None
+
+    def _link_target(self) -> str | None:
+        try:
+            return os.readlink(self.root / CURRENT)
+        except OSError:
+            return None
+
+    def open(self) -> bool:
+        """Open the current generation; ``False`` when it had to be created empty
+        because it was missing or unreadable (the caller then rebuilds it)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self._link_target()
+        if target is not None:
+            try:
+                self._open_generation(target)
+                return True
+            except Exception as error:
+                logger.warning("search index %s is unreadable (%s); rebuilding", target, error)
+                self.close()
+        self._swap_in(self._create_generation())
+        return False
+
+    def _open_generation(self, name: str) -> None:
+        ix = whoosh_index.open_dir(str(self.root / name))
+        searcher = ix.searcher()
+        try:
+            # Touch the parts a broken index fails on: the TOC, a segment, the meta doc.
+            searcher.doc_count_all()
+            searcher.document(key=META_KEY)
+        except Exception:
+            searcher.close()
+            raise
+        with self._read_lock:
+            old = self._searcher
+            self._ix, self._generation, self._searcher = ix, name, searcher
+        if old is not None:
+            old.close()
+
+    def _create_generation(self) -> str:
+        name = f"gen-{time.time_ns()}"
+        path = self.root / name
+        path.mkdir()
+        ix = whoosh_index.create_in(str(path), build_schema())
+        with ix.writer() as writer:
+            writer.update_document(key=META_KEY, kind="meta", seq=0)
+        return name
+
+    def _swap_in(self, name: str) -> None:
+        link = self.root / CURRENT
+        temporary = self.root / f".{CURRENT}-{time.time_ns()}"
+        temporary.symlink_to(name)
+        os.replace(temporary, link)
+        self._open_generation(name)
+        self._remove_old_generations(keep=name)
+
+    def _remove_old_generations(self, keep: str) -> None:
+        for path in self.root.glob("gen-*"):
+            if path.name != keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def close(self) -> None:
+        with self._read_lock:
+            if self._searcher is not None:
+                self._searcher.close()
+            self._ix = self._generation = self._searcher = None
+
+    # --- reading ----------------------------------------------------------------------
+
+    def _follow_swaps(self) -> None:
+        """Switch to the generation ``current`` names, if another process rebuilt it."""
+        if self._ix is None or self._searcher is None:
+            raise IndexUnavailableError("the search index is not open")
+        target = self._link_target()
+        if target is not None and target != self._generation:
+            self._open_generation(target)
+
+    def searcher(self) -> Searcher:
+        """The shared searcher, refreshed if the index changed (call under ``reading``)."""
+        self._follow_swaps()
+        assert self._searcher is not None
+        if not self._searcher.up_to_date():
+            self._searcher = self._searcher.refresh()
+        assert self._searcher is not None
+        return self._searcher
+
+    def reading(self) -> threading.RLock:
+        return self._read_lock
+
+    def last_seq(self) -> int:
+        with self._read_lock:
+            meta = self.searcher().document(key=META_KEY)
+        return int(meta["seq"]) if meta else 0
+
+    def doc_count(self) -> int:
+        with self._read_lock:
+            return int(self.searcher().doc_count()) - 1  # without the meta document
+
+    # --- writing ----------------------------------------------------------------------
+
+    def apply(self, upserts: Iterable[Document], deletes: Iterable[str], seq: int) -> None:
+        """Write documents and the new last-applied sequence in one commit."""
+        with self._write_lock:
+            with self._read_lock:
+                self._follow_swaps()
+            writer = self._ix.writer(timeout=self.write_timeout, delay=0.05)
+            try:
+                for key in deletes:
+                    writer.delete_by_term("key", key)
+                for document in upserts:
+                    writer.update_document(**document)
+                writer.update_document(key=META_KEY, kind="meta", seq=seq)
+            except BaseException:
+                writer.cancel()
+                raise
+            writer.commit()
+        with self._read_lock:
+            self.searcher()
+
+    def begin_rebuild(self) -> Rebuild:
+        """Start a new generation; add documents in batches, then ``finish`` swaps it in."""
+        name = self._create_generation()
+        ix = whoosh_index.open_dir(str(self.root / name))
+        return Rebuild(self, name, ix.writer(timeout=self.write_timeout, limitmb=128))
+
+    def run_query(self, query: Query, **kwargs: Any) -> Any:
+        """Search with the shared searcher; the caller extracts what it needs under
+        ``reading()`` because results are tied to the searcher that made them."""
+        return self.searcher().search(query, **kwargs)
+
+
+class Rebuild:
+    """A generation being built; nothing is visible until ``finish``."""
+
+    def __init__(self, index: SearchIndex, name: str, writer: Any) -> None:
+        self.index, self.name, self.writer = index, name, writer
+        self.count = 0
+
+    def add(self, documents: Iterable[Document]) -> None:
+        for document in documents:
+            self.writer.add_document(**document)
+            self.count += 1
+
+    def finish(self, seq: int) -> None:
+        self.writer.update_document(key=META_KEY, kind="meta", seq=seq)
+        self.writer.commit(optimize=True)
+        with self.index._write_lock:
+            self.index._swap_in(self.name)
+
+    def abort(self) -> None:
+        self.writer.cancel()
+        shutil.rmtree(self.index.root / self.name, ignore_errors=True)

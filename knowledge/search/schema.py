@@ -1,0 +1,50 @@
+"""The Whoosh schema: one document per article, known error or resolved incident.
+
+Text fields are stemmed and weighted (BM25F field boosts): a title match counts
+more than a body mention. Facet fields are stored and sortable so facet counts
+come from columns, not from stored documents.
+"""
+
+from __future__ import annotations
+
+from whoosh.analysis import StemmingAnalyzer
+from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
+
+META_KEY = "__meta__"
+KINDS = ("article", "known_error", "incident")
+
+# Boosts: the title says what a document is about, the symptoms are what a
+# responder sees, tags and signatures are curated; long bodies say a lot of things.
+BOOSTS = {
+    "title": 3.0,
+    "summary": 1.5,
+    "symptoms": 1.5,
+    "cause": 1.0,
+    "resolution": 1.0,
+    "body": 1.0,
+    "tags": 2.0,
+    "signatures": 2.0,
+}
+TEXT_FIELDS = tuple(BOOSTS)
+HIGHLIGHT_FIELDS = ("title", "summary", "symptoms", "cause", "resolution", "body")
+
+
+def build_schema() -> Schema:
+    analyzer = StemmingAnalyzer()
+    text = {
+        name: TEXT(analyzer=analyzer, field_boost=boost, spelling=name in ("title", "body"))
+        for name, boost in BOOSTS.items()
+        if name != "tags"
+    }
+    return Schema(
+        key=ID(unique=True, stored=True),
+        kind=ID(stored=True, sortable=True),
+        status=ID(stored=True, sortable=True),
+        category=ID(stored=True, sortable=True),
+        services=KEYWORD(stored=True, commas=True, lowercase=True),
+        tags=KEYWORD(
+            stored=True, commas=True, lowercase=True, scorable=True, field_boost=BOOSTS["tags"]
+        ),
+        seq=NUMERIC(int, bits=64, stored=True),
+        **text,
+    )

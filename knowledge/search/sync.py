@@ -1,0 +1,265 @@
+"""Keeping the index in step with the database through the outbox.
+
+The indexer reads outbox rows after the last id the index has applied, reloads
+the entities they name (the database is the source of truth, so a row only says
+"look again"), and commits the new documents together with the new last id.
+Applying an entity twice is harmless, which is what makes crash recovery and
+rebuilds simple: after any stop, it just catches up.
+
+On PostgreSQL, ids from a sequence can commit out of order: id 7 may become
+visible before id 6. The last applied id therefore only moves past a gap once
+the gap is older than ``gap_timeout`` (a rolled-back transaction leaves one for
+ever); rows beyond a young gap are applied but will be looked at again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from knowledge.articles.models import Article, ArticleService, ArticleTag
+from knowledge.catalog.models import Service
+from knowledge.db import Database
+from knowledge.incidents.models import Incident, IncidentStatus
+from knowledge.known_errors.models import KnownError, KnownErrorService
+from knowledge.outbox.models import OutboxEntry
+from knowledge.search.documents import (
+    Document,
+    article_document,
+    incident_document,
+    key_of,
+    known_error_document,
+)
+from knowledge.search.index import SearchIndex
+
+logger = logging.getLogger("knownfix.search")
+
+INDEXED_KINDS = ("article", "known_error", "incident")
+SEARCHABLE_INCIDENTS = (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
+BATCH = 500
+
+
+async def _slugs_by(
+    session: AsyncSession, link: type[ArticleService] | type[KnownErrorService], ids: Sequence[int]
+) -> dict[int, list[str]]:
+    owner = link.article_id if link is ArticleService else link.known_error_id  # type: ignore[union-attr]
+    rows = await session.execute(
+        sa.select(owner, Service.slug)
+        .join(Service, Service.id == link.service_id)
+        .where(owner.in_(ids))
+        .order_by(Service.slug)
+    )
+    result: dict[int, list[str]] = defaultdict(list)
+    for owner_id, slug in rows:
+        result[owner_id].append(slug)
+    return result
+
+
+async def load_documents(
+    session: AsyncSession, kind: str, ids: Sequence[int]
+) -> tuple[list[Document], list[str]]:
+    """Current documents for these entities, and the keys to delete (gone or unsearchable)."""
+    found: list[Document] = []
+    if kind == "article":
+        articles = list(await session.scalars(sa.select(Article).where(Article.id.in_(ids))))
+        article_ids = [a.id for a in articles]
+        tags: dict[int, list[str]] = defaultdict(list)
+        for article_id, tag in await session.execute(
+            sa.select(ArticleTag.article_id, ArticleTag.tag)
+            .where(ArticleTag.article_id.in_(article_ids))
+            .order_by(ArticleTag.tag)
+        ):
+            tags[article_id].append(tag)
+        services = await _slugs_by(session, ArticleService, article_ids)
+        found = [article_document(a, tags[a.id], services[a.id]) for a in articles]
+    elif kind == "known_error":
+        known_errors = list(
+            await session.scalars(sa.select(KnownError).where(KnownError.id.in_(ids)))
+        )
+        services = await _slugs_by(session, KnownErrorService, [k.id for k in known_errors])
+        found = [known_error_document(k, services[k.id]) for k in known_errors]
+    elif kind == "incident":
+        incidents = list(
+            await session.scalars(
+                sa.select(Incident).where(
+                    Incident.id.in_(ids), Incident.status.in_(SEARCHABLE_INCIDENTS)
+                )
+            )
+        )
+        slugs = dict(
+            (
+                await session.execute(
+                    sa.select(Service.id, Service.slug).where(
+                        Service.id.in_({i.service_id for i in incidents if i.service_id})
+                    )
+                )
+            )
+            .tuples()
+            .all()
+        )
+        found = [
+            incident_document(i, [slugs[i.service_id]] if i.service_id in slugs else [])
+            for i in incidents
+        ]
+    present = {d["key"] for d in found}
+    return found, [key_of(kind, i) for i in ids if key_of(kind, i) not in present]
+
+
+class Indexer:
+    """The one writer of a host's index: catches up at start, then follows the outbox."""
+
+    def __init__(
+        self,
+        db: Database,
+        index: SearchIndex,
+        *,
+        poll_interval: float = 1.0,
+        gap_timeout: float = 30.0,
+    ) -> None:
+        self.db = db
+        self.index = index
+        self.poll_interval = poll_interval
+        self.gap_timeout = gap_timeout
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._gaps: dict[int, float] = {}
+        self.last_error: str | None = None
+
+    async def start(self) -> None:
+        """Open the index (rebuilding it if missing or broken), catch up, then follow."""
+        opened = await asyncio.to_thread(self.index.open)
+        if not opened:
+            await self.rebuild()
+        await self.catch_up()
+        self._task = asyncio.create_task(self._follow(), name="knownfix-indexer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await asyncio.to_thread(self.index.close)
+
+    def notify(self) -> None:
+        """Something was committed: look at the outbox now rather than at the next poll."""
+        self._wake.set()
+
+    async def _follow(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+            try:
+                await self.catch_up()
+                self.last_error = None
+            except Exception as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                logger.exception("indexing failed; will retry")
+
+    def _advance(self, last: int, ids: Sequence[int]) -> int:
+        """The highest id up to which every id is present or a gap old enough to skip."""
+        now = time.monotonic()
+        expected = last + 1
+        for entry_id in ids:
+            if entry_id != expected:
+                first_seen = self._gaps.setdefault(expected, now)
+                if now - first_seen < self.gap_timeout:
+                    break
+                logger.warning("outbox ids %d..%d never appeared; skipping", expected, entry_id - 1)
+                self._gaps.pop(expected, None)
+            last, expected = entry_id, entry_id + 1
+        return last
+
+    async def catch_up(self) -> int:
+        """Apply every committed outbox row not yet in the index; returns how many."""
+        applied = 0
+        async with self._lock:
+            while True:
+                last = await asyncio.to_thread(self.index.last_seq)
+                async with self.db.read() as session:
+                    entries = (
+                        await session.execute(
+                            sa.select(
+                                OutboxEntry.id, OutboxEntry.entity_type, OutboxEntry.entity_id
+                            )
+                            .where(OutboxEntry.id > last)
+                            .order_by(OutboxEntry.id)
+                            .limit(BATCH)
+                        )
+                    ).all()
+                    if not entries:
+                        return applied
+                    wanted: dict[str, set[int]] = defaultdict(set)
+                    for _, kind, entity_id in entries:
+                        if kind in INDEXED_KINDS:  # other rows are events for subscribers
+                            wanted[kind].add(entity_id)
+                    upserts: list[Document] = []
+                    deletes: list[str] = []
+                    for kind, ids in wanted.items():
+                        found, gone = await load_documents(session, kind, sorted(ids))
+                        upserts += found
+                        deletes += gone
+                seq = self._advance(last, [e[0] for e in entries])
+                await asyncio.to_thread(self.index.apply, upserts, deletes, seq)
+                applied += len(entries)
+                if seq == last or len(entries) < BATCH:
+                    return applied
+
+    async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Index everything in the database into a new generation and swap it in."""
+        async with self._lock:
+            async with self.db.read() as session:
+                # Read the outbox position first: rows after it are applied again later,
+                # and applying a newer state twice is harmless.
+                seq = await session.scalar(sa.select(sa.func.max(OutboxEntry.id))) or 0
+                total = await _count_indexable(session)
+            rebuild = await asyncio.to_thread(self.index.begin_rebuild)
+            try:
+                async for batch in _all_documents(self.db):
+                    await asyncio.to_thread(rebuild.add, batch)
+                    if progress is not None:
+                        progress(rebuild.count, total)
+                await asyncio.to_thread(rebuild.finish, seq)
+            except BaseException:
+                await asyncio.to_thread(rebuild.abort)
+                raise
+            return rebuild.count
+
+
+async def _count_indexable(session: AsyncSession) -> int:
+    counts = [
+        await session.scalar(sa.select(sa.func.count()).select_from(Article)),
+        await session.scalar(sa.select(sa.func.count()).select_from(KnownError)),
+        await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Incident)
+            .where(Incident.status.in_(SEARCHABLE_INCIDENTS))
+        ),
+    ]
+    return sum(c or 0 for c in counts)
+
+
+async def _all_documents(db: Database) -> AsyncIterator[list[Document]]:
+    for kind, model in (("article", Article), ("known_error", KnownError), ("incident", Incident)):
+        after = 0
+        while True:
+            async with db.read() as session:
+                ids = list(
+                    await session.scalars(
+                        sa.select(model.id).where(model.id > after).order_by(model.id).limit(BATCH)
+                    )
+                )
+                if not ids:
+                    break
+                documents, _ = await load_documents(session, kind, ids)
+            yield documents
+            after = ids[-1]
