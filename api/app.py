@@ -26,12 +26,14 @@ from knowledge import migrate
 from knowledge.config import Settings
 from knowledge.db import Database
 from knowledge.errors import AuthenticationError
+from knowledge.search.index import SearchIndex
+from knowledge.search.sync import Indexer
 
 logger = logging.getLogger("knownfix.app")
 
 
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, index: SearchIndex) -> None:
         super().__init__(
             build_schema(production=settings.is_production),
             graphql_ide=None if settings.is_production else "graphiql",
@@ -39,12 +41,14 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.db = db
         self.settings = settings
+        self.index = index
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return build_context(
             db=self.db,
             settings=self.settings,
             principal=request.scope["state"]["principal"],
+            index=self.index,
             request=request,
             response=response,
         )
@@ -101,10 +105,20 @@ async def healthz(_: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready to serve: the database answers and its schema is at the code's head."""
+    """Ready to serve: the database answers, its schema is at the code's head, and
+    the search index is open and following the outbox."""
     db: Database = request.app.state.db
+    indexer: Indexer = request.app.state.indexer
     checks: dict[str, str] = {}
     ready = True
+    if not indexer.index.is_open:
+        ready = False
+        checks["index"] = "not open"
+    elif indexer.last_error:
+        ready = False
+        checks["index"] = f"indexing failed: {indexer.last_error[:200]}"
+    else:
+        checks["index"] = "ok"
     try:
         async with db.engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
@@ -130,16 +144,20 @@ def create_app(settings: Settings, *, db: Database | None = None) -> Starlette:
     """The app; pass ``db`` to share an engine (tests), else one is made and disposed."""
     own_db = db is None
     database = db or Database(settings.database_url)
-    view = GraphQLView(database, settings)
+    indexer = Indexer(database, SearchIndex(settings.index_dir))
+    view = GraphQLView(database, settings, indexer.index)
     gate = AuthGate(view)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.db = database
-        app.state.settings = settings
+        # Catch up with everything committed while we were down before serving.
+        await indexer.start()
+        database.on_commit.append(indexer.notify)
         try:
             yield
         finally:
+            database.on_commit.remove(indexer.notify)
+            await indexer.stop()
             if own_db:
                 await database.dispose()
 
@@ -167,4 +185,5 @@ def create_app(settings: Settings, *, db: Database | None = None) -> Starlette:
     )
     app.state.db = database
     app.state.settings = settings
+    app.state.indexer = indexer
     return app

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from knowledge.accounts.principal import Principal
 from knowledge.config import Settings
 from knowledge.db import Database
+from knowledge.search.index import IndexUnavailableError, SearchIndex
 
 if TYPE_CHECKING:
     from api.loaders import Loaders
@@ -34,6 +35,7 @@ class Context:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
+    index: SearchIndex | None = None
     _lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock, repr=False)
 
     @asynccontextmanager
@@ -45,6 +47,11 @@ class Context:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         async with self.db.transaction() as session:
             yield session
+
+    def search_index(self) -> SearchIndex:
+        if self.index is None or not self.index.is_open:
+            raise IndexUnavailableError("search is not available: the index is not open")
+        return self.index
 
     @cached_property
     def loaders(self) -> Loaders:
@@ -58,10 +65,16 @@ def build_context(
     db: Database,
     settings: Settings,
     principal: Principal,
+    index: SearchIndex | None = None,
     request: Any = None,
     response: Any = None,
 ) -> Context:
     """Used by the app for every request and by tests that call the schema directly."""
     return Context(
-        db=db, settings=settings, principal=principal, request=request, response=response
+        db=db,
+        settings=settings,
+        principal=principal,
+        index=index,
+        request=request,
+        response=response,
     )

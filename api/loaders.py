@@ -15,8 +15,15 @@ from strawberry.dataloader import DataLoader
 
 from knowledge.accounts import service as accounts
 from knowledge.accounts.models import Team, User
+from knowledge.articles import service as articles
+from knowledge.articles.models import Article
+from knowledge.articles.service import ArticleStats
 from knowledge.catalog import service as catalog
 from knowledge.catalog.models import Service
+from knowledge.incidents import service as incidents
+from knowledge.incidents.models import Incident
+from knowledge.known_errors import service as known_errors
+from knowledge.known_errors.models import KnownError
 
 if TYPE_CHECKING:
     from api.context import Context
@@ -61,3 +68,48 @@ class Loaders:
     @cached_property
     def services_of_team(self) -> DataLoader[int, list[Service]]:
         return self._by_key(lambda s, ids: catalog.of_teams(session=s, team_ids=ids), [])
+
+    @cached_property
+    def tags_of_article(self) -> DataLoader[int, list[str]]:
+        return self._by_key(lambda s, ids: articles.tags_of(session=s, article_ids=ids), [])
+
+    @cached_property
+    def services_of_article(self) -> DataLoader[int, list[Service]]:
+        return self._by_key(lambda s, ids: articles.services_of(session=s, article_ids=ids), [])
+
+    @cached_property
+    def stats_of_article(self) -> DataLoader[int, ArticleStats]:
+        return self._by_key(
+            lambda s, ids: articles.stats_of(session=s, article_ids=ids), ArticleStats()
+        )
+
+    @cached_property
+    def article_by_id(self) -> DataLoader[int, Article | None]:
+        principal = self._context.principal
+        return self._by_key(
+            lambda s, ids: articles.by_ids(session=s, principal=principal, ids=ids), None
+        )
+
+    @cached_property
+    def known_error_by_id(self) -> DataLoader[int, KnownError | None]:
+        return self._by_key(lambda s, ids: known_errors.by_ids(session=s, ids=ids), None)
+
+    @cached_property
+    def services_of_known_error(self) -> DataLoader[int, list[Service]]:
+        return self._by_key(
+            lambda s, ids: known_errors.services_of(session=s, known_error_ids=ids), []
+        )
+
+    @cached_property
+    def articles_of_known_error(self) -> DataLoader[int, list[Article]]:
+        principal = self._context.principal
+        return self._by_key(
+            lambda s, ids: known_errors.articles_of(
+                session=s, principal=principal, known_error_ids=ids
+            ),
+            [],
+        )
+
+    @cached_property
+    def incident_by_id(self) -> DataLoader[int, Incident | None]:
+        return self._by_key(lambda s, ids: incidents.by_ids(session=s, ids=ids), None)

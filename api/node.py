@@ -7,8 +7,11 @@ from collections.abc import Awaitable, Callable
 import strawberry
 
 from api.accounts.types import TeamType, UserType
+from api.articles.types import ArticleType
 from api.catalog.types import ServiceType
 from api.context import Context
+from api.incidents.types import IncidentType
+from api.known_errors.types import KnownErrorType
 from api.relay import BadInputError, Node, parse_global_id
 from knowledge.accounts.roles import Role
 
@@ -30,10 +33,28 @@ async def _service(context: Context, key: int) -> Node | None:
     return None if row is None else ServiceType.from_model(row)
 
 
+async def _article(context: Context, key: int) -> Node | None:
+    row = await context.loaders.article_by_id.load(key)
+    return None if row is None else ArticleType.from_model(row)
+
+
+async def _known_error(context: Context, key: int) -> Node | None:
+    row = await context.loaders.known_error_by_id.load(key)
+    return None if row is None else KnownErrorType.from_model(row)
+
+
+async def _incident(context: Context, key: int) -> Node | None:
+    row = await context.loaders.incident_by_id.load(key)
+    return None if row is None else IncidentType.from_model(row)
+
+
 RESOLVERS: dict[str, Callable[[Context, int], Awaitable[Node | None]]] = {
     "User": _user,
     "Team": _team,
     "Service": _service,
+    "Article": _article,
+    "KnownError": _known_error,
+    "Incident": _incident,
 }
 
 

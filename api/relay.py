@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+import json
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -88,6 +90,30 @@ def parse_cursor(value: str | None) -> int | None:
     return key
 
 
+def to_sort_cursor(sort_value: object, key: int) -> str:
+    """A cursor for lists ordered by something other than creation."""
+    return _b64encode("sort:" + json.dumps([_jsonable(sort_value), key]))
+
+
+def _jsonable(value: object) -> object:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
+def parse_sort_cursor(value: str | None, convert: Callable[[Any], Any]) -> tuple[Any, int] | None:
+    """``(sort value, key)`` from a sort cursor; ``convert`` checks the value's type."""
+    if value is None:
+        return None
+    decoded = _b64decode(value) or ""
+    try:
+        prefix, _, payload = decoded.partition(":")
+        sort_value, key = json.loads(payload)
+        if prefix != "sort" or not isinstance(key, int) or not 0 < key <= MAX_KEY:
+            raise ValueError
+        return convert(sort_value), key
+    except (ValueError, TypeError):
+        raise BadInputError(f"after: {value!r} is not a cursor for this ordering") from None
+
+
 @strawberry.interface(description="An object with a global id, fetchable with node(id).")
 class Node:
     id: strawberry.ID
@@ -129,9 +155,12 @@ class HasId(Protocol):
 M = TypeVar("M", bound=HasId)
 
 
-def connection(page: Page[M], convert: Callable[[M], T]) -> Connection[T]:
-    """A connection over a keyset page of rows whose ``id`` is the cursor key."""
-    edges = [Edge(node=convert(item), cursor=to_cursor(item.id)) for item in page.items]
+def connection(
+    page: Page[M], convert: Callable[[M], T], cursor: Callable[[M], str] | None = None
+) -> Connection[T]:
+    """A connection over a keyset page; cursors are row ids unless ``cursor`` says otherwise."""
+    make_cursor = cursor or (lambda item: to_cursor(item.id))
+    edges = [Edge(node=convert(item), cursor=make_cursor(item)) for item in page.items]
     return Connection(
         edges=edges,
         page_info=PageInfo(

@@ -13,16 +13,27 @@ from strawberry.types import ExecutionContext
 
 from api.accounts.mutations import AccountsMutation
 from api.accounts.queries import AccountsQuery
+from api.articles.mutations import ArticlesMutation
+from api.articles.queries import ArticlesQuery
 from api.catalog.mutations import CatalogMutation
 from api.catalog.queries import CatalogQuery
 from api.errors import graphql_code
+from api.known_errors.mutations import KnownErrorsMutation
+from api.known_errors.queries import KnownErrorsQuery
 from api.node import NodeQuery
+from api.search.queries import SearchQuery
 from knowledge.errors import DomainError
+from knowledge.search.index import IndexUnavailableError
 
 logger = logging.getLogger("knownfix.graphql")
 
-Query = merge_types("Query", (NodeQuery, AccountsQuery, CatalogQuery))
-Mutation = merge_types("Mutation", (AccountsMutation, CatalogMutation))
+Query = merge_types(
+    "Query",
+    (NodeQuery, AccountsQuery, CatalogQuery, ArticlesQuery, KnownErrorsQuery, SearchQuery),
+)
+Mutation = merge_types(
+    "Mutation", (AccountsMutation, CatalogMutation, ArticlesMutation, KnownErrorsMutation)
+)
 
 
 class DomainErrorCodes(SchemaExtension):
@@ -44,9 +55,11 @@ class DomainErrorCodes(SchemaExtension):
 
 
 def expected_error(error: GraphQLError) -> bool:
-    """Errors a client caused: shown as they are, even in production."""
+    """Errors a client caused (or an unavailable index): shown as they are, even in production."""
     original = error.original_error
-    return original is None or isinstance(original, DomainError | GraphQLError)
+    return original is None or isinstance(
+        original, DomainError | GraphQLError | IndexUnavailableError
+    )
 
 
 class KnownfixSchema(strawberry.Schema):

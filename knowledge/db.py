@@ -10,7 +10,7 @@ failing with "database is locked" when a deferred read lock is upgraded
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -179,6 +179,8 @@ class Database:
         )
         self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False)
+        # Called after every committed write transaction (e.g. to wake the indexer).
+        self.on_commit: list[Callable[[], None]] = []
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -190,6 +192,8 @@ class Database:
         """A write transaction: commits on success, rolls back on any exception."""
         async with self._write() as session, session.begin():
             yield session
+        for callback in self.on_commit:
+            callback()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -109,22 +110,30 @@ def _app(db: Database, settings: Settings) -> Starlette:
 
 
 @pytest.fixture
-def app(db: Database, settings: Settings) -> Starlette:
-    return _app(db, settings)
+async def app(db: Database, settings: Settings) -> AsyncIterator[Starlette]:
+    """The real application, with its lifespan run (index opened, indexer following)."""
+    application = _app(db, settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@asynccontextmanager
+async def http_client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://knownfix.test") as http:
+        yield http
 
 
 @pytest.fixture
 async def client(app: Starlette) -> AsyncIterator[GraphQLClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://knownfix.test") as http:
+    async with http_client(app) as http:
         yield GraphQLClient(http)
 
 
 @pytest.fixture
 async def production_client(db: Database, settings: Settings) -> AsyncIterator[GraphQLClient]:
-    app = _app(db, settings.replace(env=Environment.PRODUCTION))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://knownfix.test") as http:
+    application = _app(db, settings.replace(env=Environment.PRODUCTION))
+    async with application.router.lifespan_context(application), http_client(application) as http:
         yield GraphQLClient(http)
 
 

@@ -131,15 +131,29 @@ class Indexer:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._gaps: dict[int, float] = {}
+        self._needs_rebuild = False
         self.last_error: str | None = None
 
     async def start(self) -> None:
-        """Open the index (rebuilding it if missing or broken), catch up, then follow."""
-        opened = await asyncio.to_thread(self.index.open)
-        if not opened:
-            await self.rebuild()
-        await self.catch_up()
+        """Open the index (rebuilding it if missing or broken), catch up, then follow.
+
+        A database that is down does not stop the start: the follower keeps
+        trying, and readiness reports the error until it succeeds.
+        """
+        self._needs_rebuild = not await asyncio.to_thread(self.index.open)
+        await self._step()
         self._task = asyncio.create_task(self._follow(), name="knownfix-indexer")
+
+    async def _step(self) -> None:
+        try:
+            if self._needs_rebuild:
+                await self.rebuild()
+                self._needs_rebuild = False
+            await self.catch_up()
+            self.last_error = None
+        except Exception as error:
+            self.last_error = f"{type(error).__name__}: {error}"
+            logger.exception("indexing failed; will retry")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -148,6 +162,12 @@ class Indexer:
                 await self._task
             self._task = None
         await asyncio.to_thread(self.index.close)
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Hold indexing off (it resumes where it was): for measurements and maintenance."""
+        async with self._lock:
+            yield
 
     def notify(self) -> None:
         """Something was committed: look at the outbox now rather than at the next poll."""

@@ -11,12 +11,13 @@ import httpx
 from api.app import create_app
 from knowledge.config import Settings
 from knowledge.db import Database
+from tests.conftest import http_client
 
 
 @asynccontextmanager
 async def probe(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(settings, db=db))
-    async with httpx.AsyncClient(transport=transport, base_url="http://knownfix.test") as http:
+    app = create_app(settings, db=db)
+    async with app.router.lifespan_context(app), http_client(app) as http:
         yield http
 
 
@@ -30,7 +31,10 @@ async def test_readyz_checks_the_database_and_its_schema(db: Database, settings:
     async with probe(db, settings) as http:
         reply = await http.get("/readyz")
     assert reply.status_code == 200
-    assert reply.json() == {"status": "ready", "checks": {"database": "ok", "migrations": "ok"}}
+    assert reply.json() == {
+        "status": "ready",
+        "checks": {"index": "ok", "database": "ok", "migrations": "ok"},
+    }
 
 
 async def test_readyz_fails_clearly_when_the_database_is_unreachable(tmp_path: Path) -> None:

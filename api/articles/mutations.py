@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.articles.inputs import (
+    ArticleReasonInput,
+    ArticleTransitionInput,
+    CreateArticleInput,
+    RateArticleInput,
+    RecordArticleViewInput,
+    RetireArticleInput,
+    UpdateArticleInput,
+)
+from api.articles.types import ArticleFeedbackType, ArticleStatsType, ArticleType
+from api.context import Context
+from api.errors import AnyError
+from api.mutations import input_id, optional_input_id, run_mutation
+from knowledge.articles import service as articles
+from knowledge.articles.service import ArticleDraft, Transition
+
+ArticleResult = Annotated[ArticleType | AnyError, strawberry.union("ArticleResult")]
+FeedbackResult = Annotated[ArticleFeedbackType | AnyError, strawberry.union("FeedbackResult")]
+StatsResult = Annotated[ArticleStatsType | AnyError, strawberry.union("ArticleStatsResult")]
+
+
+def _services(ids: list[strawberry.ID] | None) -> list[int] | None:
+    return None if ids is None else [input_id(i, "Service", field="serviceIds") for i in ids]
+
+
+async def _transition(
+    info: strawberry.Info[Context],
+    article_id: strawberry.ID,
+    action: Transition,
+    expected_version: int | None,
+    reason: str = "",
+) -> ArticleType | AnyError:
+    async def change(session: AsyncSession) -> ArticleType:
+        row = await articles.transition(
+            session=session,
+            principal=info.context.principal,
+            article_id=input_id(article_id, "Article", field="id"),
+            action=action,
+            expected_version=expected_version,
+            reason=reason,
+        )
+        return ArticleType.from_model(row)
+
+    return await run_mutation(info, change)
+
+
+@strawberry.type
+class ArticlesMutation:
+    @strawberry.mutation(description="Responders and up; starts as a draft at revision 1.")
+    async def create_article(
+        self, info: strawberry.Info[Context], input: CreateArticleInput
+    ) -> ArticleResult:
+        async def change(session: AsyncSession) -> ArticleType:
+            row = await articles.create(
+                session=session,
+                principal=info.context.principal,
+                slug=input.slug,
+                change_note=input.change_note,
+                draft=ArticleDraft(
+                    title=input.title,
+                    body=input.body,
+                    summary=input.summary,
+                    kind=input.kind,
+                    category=input.category,
+                    tags=input.tags,
+                    service_ids=_services(input.service_ids),
+                    known_error_id=optional_input_id(
+                        input.known_error_id, "KnownError", field="knownErrorId"
+                    ),
+                    error_signatures=input.error_signatures,
+                    sources=input.sources,
+                ),
+            )
+            return ArticleType.from_model(row)
+
+        return await run_mutation(info, change)
+
+    @strawberry.mutation(
+        description="Drafts and articles in review: responders; published ones: knowledge "
+        "managers. Retired articles must be revised back to draft first."
+    )
+    async def update_article(
+        self, info: strawberry.Info[Context], input: UpdateArticleInput
+    ) -> ArticleResult:
+        async def change(session: AsyncSession) -> ArticleType:
+            known_error = input.known_error_id
+            row = await articles.update(
+                session=session,
+                principal=info.context.principal,
+                article_id=input_id(input.id, "Article", field="id"),
+                expected_version=input.expected_version,
+                change_note=input.change_note,
+                draft=ArticleDraft(
+                    title=input.title,
+                    body=input.body,
+                    summary=input.summary,
+                    kind=input.kind,
+                    category=input.category,
+                    tags=input.tags,
+                    service_ids=_services(input.service_ids),
+                    known_error_id=optional_input_id(
+                        known_error, "KnownError", field="knownErrorId"
+                    )
+                    if known_error
+                    else None,
+                    clear_known_error=known_error is None,
+                    error_signatures=input.error_signatures,
+                    sources=input.sources,
+                ),
+            )
+            return ArticleType.from_model(row)
+
+        return await run_mutation(info, change)
+
+    @strawberry.mutation(description="draft -> in_review; responders and up.")
+    async def submit_article_for_review(
+        self, info: strawberry.Info[Context], input: ArticleTransitionInput
+    ) -> ArticleResult:
+        return await _transition(info, input.id, Transition.SUBMIT, input.expected_version)
+
+    @strawberry.mutation(description="in_review -> published; knowledge managers.")
+    async def approve_article(
+        self, info: strawberry.Info[Context], input: ArticleTransitionInput
+    ) -> ArticleResult:
+        return await _transition(info, input.id, Transition.APPROVE, input.expected_version)
+
+    @strawberry.mutation(description="in_review -> draft with the reason; knowledge managers.")
+    async def reject_article(
+        self, info: strawberry.Info[Context], input: ArticleReasonInput
+    ) -> ArticleResult:
+        return await _transition(
+            info, input.id, Transition.REJECT, input.expected_version, input.reason
+        )
+
+    @strawberry.mutation(description="draft or in_review -> published; knowledge managers.")
+    async def publish_article(
+        self, info: strawberry.Info[Context], input: ArticleTransitionInput
+    ) -> ArticleResult:
+        return await _transition(info, input.id, Transition.PUBLISH, input.expected_version)
+
+    @strawberry.mutation(
+        description="published -> retired (hidden from search); knowledge managers."
+    )
+    async def retire_article(
+        self, info: strawberry.Info[Context], input: RetireArticleInput
+    ) -> ArticleResult:
+        return await _transition(
+            info, input.id, Transition.RETIRE, input.expected_version, input.reason
+        )
+
+    @strawberry.mutation(description="published or retired -> draft for a new revision.")
+    async def revise_article(
+        self, info: strawberry.Info[Context], input: ArticleTransitionInput
+    ) -> ArticleResult:
+        return await _transition(info, input.id, Transition.REVISE, input.expected_version)
+
+    @strawberry.mutation(description="Signed-in users; rating again replaces your vote.")
+    async def rate_article(
+        self, info: strawberry.Info[Context], input: RateArticleInput
+    ) -> FeedbackResult:
+        async def change(session: AsyncSession) -> ArticleFeedbackType:
+            row = await articles.rate(
+                session=session,
+                principal=info.context.principal,
+                article_id=input_id(input.article_id, "Article", field="articleId"),
+                helpful=input.helpful,
+                comment=input.comment,
+                incident_id=optional_input_id(input.incident_id, "Incident", field="incidentId"),
+            )
+            return ArticleFeedbackType(row=row)
+
+        return await run_mutation(info, change)
+
+    @strawberry.mutation(description="Count one view (frontends call it when showing an article).")
+    async def record_article_view(
+        self, info: strawberry.Info[Context], input: RecordArticleViewInput
+    ) -> StatsResult:
+        async def change(session: AsyncSession) -> ArticleStatsType:
+            article_id = input_id(input.id, "Article", field="id")
+            await articles.record_view(
+                session=session, principal=info.context.principal, article_id=article_id
+            )
+            stats = await articles.stats_of(session=session, article_ids=[article_id])
+            return ArticleStatsType.from_stats(stats[article_id])
+
+        return await run_mutation(info, change)

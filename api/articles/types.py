@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import strawberry
+
+from api.accounts.types import UserType
+from api.catalog.types import ServiceType
+from api.context import Context
+from api.known_errors.types import KnownErrorType
+from api.relay import Node, node_type, to_global_id
+from knowledge.articles.models import (
+    Article,
+    ArticleFeedback,
+    ArticleKind,
+    ArticleRevision,
+    ArticleStatus,
+)
+from knowledge.articles.rendering import render_markdown
+from knowledge.articles.service import ArticleStats, FieldDiff
+
+ArticleKindEnum = strawberry.enum(ArticleKind, name="ArticleKind")
+ArticleStatusEnum = strawberry.enum(ArticleStatus, name="ArticleStatus")
+
+
+@strawberry.type(name="ArticleStats", description="How an article is used and judged.")
+class ArticleStatsType:
+    views: int
+    helpful: int
+    not_helpful: int
+    resolved_incidents: int = strawberry.field(
+        description="Incidents recorded as resolved by this article."
+    )
+
+    @strawberry.field(description="helpful / (helpful + notHelpful); null before any vote.")
+    def helpful_ratio(self) -> float | None:
+        votes = self.helpful + self.not_helpful
+        return None if votes == 0 else self.helpful / votes
+
+    @classmethod
+    def from_stats(cls, stats: ArticleStats) -> ArticleStatsType:
+        return cls(
+            views=stats.views,
+            helpful=stats.helpful,
+            not_helpful=stats.not_helpful,
+            resolved_incidents=stats.resolved_incidents,
+        )
+
+
+async def _user(info: strawberry.Info[Context], user_id: int | None) -> UserType | None:
+    if user_id is None:
+        return None
+    row = await info.context.loaders.user_by_id.load(user_id)
+    return None if row is None else UserType.from_model(row)
+
+
+@node_type
+@strawberry.type(name="Article")
+class ArticleType(Node):
+    row: strawberry.Private[Article]
+
+    @classmethod
+    def from_model(cls, row: Article) -> ArticleType:
+        return cls(id=to_global_id("Article", row.id), row=row)
+
+    @strawberry.field
+    def slug(self) -> str:
+        return self.row.slug
+
+    @strawberry.field
+    def title(self) -> str:
+        return self.row.title
+
+    @strawberry.field
+    def summary(self) -> str:
+        return self.row.summary
+
+    @strawberry.field(description="Markdown, as written.")
+    def body(self) -> str:
+        return self.row.body
+
+    @strawberry.field(description="The body rendered to sanitised HTML, safe to insert as is.")
+    def body_html(self) -> str:
+        return render_markdown(self.row.body)
+
+    @strawberry.field
+    def kind(self) -> ArticleKindEnum:  # type: ignore[valid-type]
+        return self.row.kind
+
+    @strawberry.field
+    def status(self) -> ArticleStatusEnum:  # type: ignore[valid-type]
+        return self.row.status
+
+    @strawberry.field
+    def category(self) -> str | None:
+        return self.row.category
+
+    @strawberry.field
+    def error_signatures(self) -> list[str]:
+        return [str(s) for s in self.row.error_signatures]
+
+    @strawberry.field
+    def sources(self) -> list[str]:
+        return [str(s) for s in self.row.sources]
+
+    @strawberry.field(description="Why a reviewer sent it back, or why it was retired.")
+    def review_note(self) -> str:
+        return self.row.review_note
+
+    @strawberry.field
+    def current_revision(self) -> int:
+        return self.row.current_revision
+
+    @strawberry.field
+    def version(self) -> int:
+        return self.row.version
+
+    @strawberry.field
+    def created_at(self) -> dt.datetime:
+        return self.row.created_at
+
+    @strawberry.field
+    def updated_at(self) -> dt.datetime:
+        return self.row.updated_at
+
+    @strawberry.field
+    def submitted_at(self) -> dt.datetime | None:
+        return self.row.submitted_at
+
+    @strawberry.field
+    def published_at(self) -> dt.datetime | None:
+        return self.row.published_at
+
+    @strawberry.field
+    def retired_at(self) -> dt.datetime | None:
+        return self.row.retired_at
+
+    @strawberry.field
+    async def author(self, info: strawberry.Info[Context]) -> UserType | None:
+        return await _user(info, self.row.author_id)
+
+    @strawberry.field
+    async def tags(self, info: strawberry.Info[Context]) -> list[str]:
+        return await info.context.loaders.tags_of_article.load(self.row.id)
+
+    @strawberry.field
+    async def services(self, info: strawberry.Info[Context]) -> list[ServiceType]:
+        rows = await info.context.loaders.services_of_article.load(self.row.id)
+        return [ServiceType.from_model(s) for s in rows]
+
+    @strawberry.field
+    async def known_error(self, info: strawberry.Info[Context]) -> KnownErrorType | None:
+        if self.row.known_error_id is None:
+            return None
+        row = await info.context.loaders.known_error_by_id.load(self.row.known_error_id)
+        return None if row is None else KnownErrorType.from_model(row)
+
+    @strawberry.field
+    async def stats(self, info: strawberry.Info[Context]) -> ArticleStatsType:
+        return ArticleStatsType.from_stats(
+            await info.context.loaders.stats_of_article.load(self.row.id)
+        )
+
+
+@strawberry.type(name="ArticleRevision")
+class ArticleRevisionType:
+    row: strawberry.Private[ArticleRevision]
+
+    @strawberry.field
+    def number(self) -> int:
+        return self.row.number
+
+    @strawberry.field
+    def title(self) -> str:
+        return self.row.title
+
+    @strawberry.field
+    def summary(self) -> str:
+        return self.row.summary
+
+    @strawberry.field
+    def body(self) -> str:
+        return self.row.body
+
+    @strawberry.field
+    def change_note(self) -> str:
+        return self.row.change_note
+
+    @strawberry.field
+    def created_at(self) -> dt.datetime:
+        return self.row.created_at
+
+    @strawberry.field
+    async def author(self, info: strawberry.Info[Context]) -> UserType | None:
+        return await _user(info, self.row.author_id)
+
+
+@strawberry.type(name="FieldChange")
+class FieldChangeType:
+    field: str
+    before: str
+    after: str
+    unified: str = strawberry.field(description="A unified diff of the field's lines.")
+
+    @classmethod
+    def from_diff(cls, change: FieldDiff) -> FieldChangeType:
+        return cls(
+            field=change.field, before=change.before, after=change.after, unified=change.unified
+        )
+
+
+@strawberry.type(name="ArticleDiff")
+class ArticleDiffType:
+    from_revision: int
+    to_revision: int
+    changes: list[FieldChangeType]
+
+
+@strawberry.type(name="ArticleFeedback")
+class ArticleFeedbackType:
+    row: strawberry.Private[ArticleFeedback]
+
+    @strawberry.field
+    def helpful(self) -> bool:
+        return self.row.helpful
+
+    @strawberry.field
+    def comment(self) -> str:
+        return self.row.comment
+
+    @strawberry.field
+    def created_at(self) -> dt.datetime:
+        return self.row.created_at
