@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.progress import ProgressBar
 from knowledge import migrate
 from knowledge.accounts import tokens
 from knowledge.accounts.models import User
@@ -24,6 +25,7 @@ from knowledge.accounts.roles import Role
 from knowledge.config import ConfigError, Settings, validate_database_url
 from knowledge.db import Database
 from knowledge.errors import DomainError
+from knowledge.transfer.service import ImportReport
 
 logger = logging.getLogger("knownfix")
 
@@ -239,6 +241,83 @@ def cmd_demo_load(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _reindex(settings: Settings) -> int:
+    from knowledge.search.index import SearchIndex
+    from knowledge.search.sync import Indexer
+
+    db = Database(settings.database_url)
+    index = SearchIndex(settings.index_dir)
+    bar = ProgressBar("indexing")
+    try:
+        await asyncio.to_thread(index.open)
+        count = await Indexer(db, index).rebuild(progress=bar)
+    finally:
+        bar.close()
+        await asyncio.to_thread(index.close)
+        await db.dispose()
+    return count
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    count = asyncio.run(_reindex(settings))
+    _out(f"indexed {count} documents into {settings.index_dir} (swapped in atomically)")
+    return 0
+
+
+async def _import(settings: Settings, path: Path, dry_run: bool) -> ImportReport:
+    from knowledge.transfer import service as transfer
+
+    db = Database(settings.database_url)
+    bar = ProgressBar("importing")
+    try:
+        async with db.transaction() as session:
+            report = await transfer.import_path(session, path, dry_run=dry_run, progress=bar)
+            if report.problems:
+                # Nothing of a batch with problems is kept, even what was valid.
+                await session.rollback()
+    finally:
+        bar.close()
+        await db.dispose()
+    return report
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    report = asyncio.run(_import(_settings(args), Path(args.path), args.dry_run))
+    for problem in report.problems:
+        _err(str(problem))
+    if report.problems:
+        _err(f"knownfix: {len(report.problems)} problem(s); nothing was imported")
+        return 1
+    if args.dry_run:
+        _out(f"{report.checked} records are valid; nothing was written (dry run)")
+    else:
+        counts = f"{report.created} created, {report.updated} updated"
+        _out(f"imported: {counts}, {report.unchanged} unchanged")
+    return 0
+
+
+async def _export(settings: Settings) -> dict[str, str]:
+    from knowledge.transfer import service as transfer
+
+    db = Database(settings.database_url)
+    try:
+        async with db.read() as session:
+            return await transfer.export_files(session)
+    finally:
+        await db.dispose()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    files = asyncio.run(_export(_settings(args)))
+    directory = Path(args.directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    _out(f"wrote {len(files)} files to {directory}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="knownfix", description="Incident knowledge platform")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -281,6 +360,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", default=str(SCHEMA_FILE))
     export.add_argument("--check", action="store_true", help="fail when the file is stale")
     export.set_defaults(handler=cmd_schema_export)
+
+    reindex = with_database(
+        commands.add_parser("reindex", help="rebuild the search index from the database")
+    )
+    reindex.add_argument("--index-dir", help="overrides KNOWNFIX_INDEX_DIR")
+    reindex.set_defaults(handler=cmd_reindex)
+
+    importing = with_database(
+        commands.add_parser("import", help="import articles (.md) and known errors (.jsonl)")
+    )
+    importing.add_argument("path", help="a .md or .jsonl file, or a folder of them")
+    importing.add_argument("--dry-run", action="store_true", help="validate only")
+    importing.set_defaults(handler=cmd_import)
+
+    exporting = with_database(commands.add_parser("export", help="write the knowledge base out"))
+    exporting.add_argument("directory")
+    exporting.set_defaults(handler=cmd_export)
 
     demo = commands.add_parser("demo", help="demo knowledge").add_subparsers(
         dest="demo_command", required=True, metavar="ACTION"

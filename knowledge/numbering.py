@@ -34,3 +34,14 @@ async def next_number(session: AsyncSession, name: str) -> int:
     session.add(Counter(name=name, value=1))
     await session.flush()
     return 1
+
+
+async def raise_counter(session: AsyncSession, name: str, at_least: int) -> None:
+    """Make sure the next number drawn from ``name`` is above ``at_least``
+    (after importing records that bring their own numbers)."""
+    current = await session.scalar(sa.select(Counter.value).where(Counter.name == name))
+    if current is None:
+        session.add(Counter(name=name, value=at_least))
+        await session.flush()
+    elif current < at_least:
+        await session.execute(sa.update(Counter).where(Counter.name == name).values(value=at_least))

@@ -321,28 +321,28 @@ async def _free_slug(session: AsyncSession, base: str) -> str:
     return f"{base[:74]}-{n}"
 
 
-def _clean_tags(tags: Sequence[str]) -> list[str]:
+def clean_tags(tags: Sequence[str]) -> list[str]:
     if len(tags) > MAX_TAGS:
         raise ValidationError(f"at most {MAX_TAGS} tags", field="tags")
     cleaned = [clean_line(t, field="tags", max_length=60).lower() for t in tags]
     return list(dict.fromkeys(cleaned))
 
 
-def _clean_list(values: Sequence[str], *, field: str, max_length: int) -> list[str]:
+def clean_list(values: Sequence[str], *, field: str, max_length: int) -> list[str]:
     if len(values) > MAX_LIST:
         raise ValidationError(f"at most {MAX_LIST} {field}", field=field)
     return list(dict.fromkeys(clean_line(v, field=field, max_length=max_length) for v in values))
 
 
-def _clean_sources(values: Sequence[str]) -> list[str]:
-    sources = _clean_list(values, field="sources", max_length=500)
+def clean_sources(values: Sequence[str]) -> list[str]:
+    sources = clean_list(values, field="sources", max_length=500)
     for url in sources:
         if not URL.fullmatch(url):
             raise ValidationError(f"{url!r} is not an http(s) URL", field="sources")
     return sources
 
 
-def _clean_category(value: str) -> str | None:
+def clean_category(value: str) -> str | None:
     value = value.strip()
     return clean_line(value, field="category", max_length=80).lower() if value else None
 
@@ -369,13 +369,13 @@ async def _apply(session: AsyncSession, article: Article, draft: ArticleDraft) -
     if draft.kind is not None:
         article.kind = draft.kind
     if draft.category is not None:
-        article.category = _clean_category(draft.category)
+        article.category = clean_category(draft.category)
     if draft.error_signatures is not None:
-        article.error_signatures = _clean_list(
+        article.error_signatures = clean_list(
             draft.error_signatures, field="errorSignatures", max_length=500
         )
     if draft.sources is not None:
-        article.sources = _clean_sources(draft.sources)
+        article.sources = clean_sources(draft.sources)
     if draft.clear_known_error:
         article.known_error_id = None
     elif draft.known_error_id is not None:
@@ -384,7 +384,7 @@ async def _apply(session: AsyncSession, article: Article, draft: ArticleDraft) -
                 f"no known error with id {draft.known_error_id}", field="knownErrorId"
             )
         article.known_error_id = draft.known_error_id
-    tags = None if draft.tags is None else _clean_tags(draft.tags)
+    tags = None if draft.tags is None else clean_tags(draft.tags)
     services = (
         None if draft.service_ids is None else await _check_services(session, draft.service_ids)
     )

@@ -6,6 +6,7 @@ Knowledge managers record and maintain them; everyone may read them.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -20,12 +21,13 @@ from knowledge.catalog.models import Service
 from knowledge.db import flush_or_conflict
 from knowledge.errors import InvalidTransitionError, NotFoundError, ValidationError
 from knowledge.known_errors.models import KnownError, KnownErrorService, KnownErrorStatus
-from knowledge.numbering import next_number
+from knowledge.numbering import next_number, raise_counter
 from knowledge.outbox.service import record
 from knowledge.pagination import Page, fetch_page
 from knowledge.validation import check_version, clean_line, clean_text
 
 CURATOR = Role.KNOWLEDGE_MANAGER
+KEY = re.compile(r"^KE-(\d{4,9})$")
 MAX_TEXT = 20_000
 
 # Which status may follow which: fixes can regress, archived errors can return.
@@ -178,13 +180,23 @@ async def _apply(session: AsyncSession, known_error: KnownError, draft: KnownErr
 
 
 async def create(
-    *, session: AsyncSession, principal: Principal, draft: KnownErrorDraft
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    draft: KnownErrorDraft,
+    key: str | None = None,
 ) -> KnownError:
+    """Record a known error; ``key`` keeps an imported record's own key."""
     principal.require(CURATOR, "Recording known errors")
     if draft.title is None or not draft.title.strip():
         raise ValidationError("title must not be empty", field="title")
+    if key is not None:
+        match = KEY.fullmatch(key)
+        if match is None:
+            raise ValidationError("a key is KE- and at least four digits", field="key")
+        await raise_counter(session, "known_error", int(match.group(1)))
     known_error = KnownError(
-        key=format_key(await next_number(session, "known_error")),
+        key=key or format_key(await next_number(session, "known_error")),
         title="",
         status=KnownErrorStatus.OPEN,
         created_by_id=principal.user_id,

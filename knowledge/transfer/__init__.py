@@ -1,0 +1,1 @@
+"""Import and export of the knowledge base: Markdown with front matter, and JSON Lines."""
