@@ -61,9 +61,10 @@ def sections(text: str) -> dict[str, str]:
     Text before the first heading is keyed ``""``. The search index uses this
     to weigh symptoms, cause and resolution as separate fields.
     """
-    result: dict[str, str] = {}
     matches = list(SECTION.finditer(text))
-    result[""] = text[: matches[0].start()] if matches else text
+    if not matches:
+        return {"": text}
+    result = {"": text[: matches[0].start()]}
     for match, following in zip(matches, [*matches[1:], None], strict=True):
         end = following.start() if following else len(text)
         key = match.group(1).strip().lower()

@@ -258,9 +258,7 @@ async def stats_of(*, session: AsyncSession, article_ids: Sequence[int]) -> dict
             await session.execute(
                 sa.select(Article.id, Article.view_count).where(Article.id.in_(ids))
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     votes = (
         await session.execute(
@@ -357,7 +355,7 @@ async def _check_services(session: AsyncSession, service_ids: Sequence[int]) -> 
 
 
 async def _apply(session: AsyncSession, article: Article, draft: ArticleDraft) -> None:
-    """Validate ``draft`` and copy it onto ``article`` (tags and services included)."""
+    """Validate ``draft`` and copy its fields onto ``article`` (links come later)."""
     if draft.title is not None:
         article.title = clean_line(draft.title, field="title", max_length=200)
     if draft.body is not None:
@@ -384,15 +382,16 @@ async def _apply(session: AsyncSession, article: Article, draft: ArticleDraft) -
                 f"no known error with id {draft.known_error_id}", field="knownErrorId"
             )
         article.known_error_id = draft.known_error_id
-    tags = None if draft.tags is None else clean_tags(draft.tags)
-    services = (
-        None if draft.service_ids is None else await _check_services(session, draft.service_ids)
-    )
-    await session.flush()
-    if tags is not None:
+
+
+async def _apply_links(session: AsyncSession, article: Article, draft: ArticleDraft) -> None:
+    """Replace tags and services (the article must have its id)."""
+    if draft.tags is not None:
+        tags = clean_tags(draft.tags)
         await session.execute(sa.delete(ArticleTag).where(ArticleTag.article_id == article.id))
         session.add_all(ArticleTag(article_id=article.id, tag=t) for t in tags)
-    if services is not None:
+    if draft.service_ids is not None:
+        services = await _check_services(session, draft.service_ids)
         await session.execute(
             sa.delete(ArticleService).where(ArticleService.article_id == article.id)
         )
@@ -426,15 +425,17 @@ async def create(
     chosen = clean_slug(slug) if slug else await _free_slug(session, slugify(draft.title))
     article = Article(
         slug=chosen,
-        title="",
         status=ArticleStatus.DRAFT,
         author_id=principal.user_id,
         current_revision=1,
         kind=draft.kind or ArticleKind.TROUBLESHOOTING,
     )
-    session.add(article)
     await _apply(session, article, draft)
+    if draft.tags is not None:
+        clean_tags(draft.tags)  # fail before the insert, not after
+    session.add(article)
     await flush_or_conflict(session, what=f"article {chosen!r}", field="slug")
+    await _apply_links(session, article, draft)
     session.add(_snapshot(article, principal.user_id, note or "Created"))
     await record(session=session, entity_type="article", entity_id=article.id)
     await session.flush()
@@ -463,6 +464,7 @@ async def update(
         principal.require(CURATOR, "Editing a published article")
     note = clean_text(change_note, field="changeNote", max_length=500, required=False)
     await _apply(session, article, draft)
+    await _apply_links(session, article, draft)
     article.current_revision += 1
     article.updated_at = utcnow()  # tags and services alone would not touch the row
     await flush_or_conflict(session, what=f"article {article.slug}")

@@ -100,9 +100,7 @@ async def load_documents(
                         Service.id.in_({i.service_id for i in incidents if i.service_id})
                     )
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         found = [
             incident_document(i, [slugs[i.service_id]] if i.service_id in slugs else [])

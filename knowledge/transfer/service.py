@@ -162,7 +162,7 @@ async def validate(session: AsyncSession, records: Sequence[Record]) -> list[Pro
 
 
 async def _service_ids(session: AsyncSession, slugs: Sequence[str]) -> list[int]:
-    rows = dict((await session.execute(sa.select(Service.slug, Service.id))).tuples().all())
+    rows = dict((await session.execute(sa.select(Service.slug, Service.id))).all())
     return [rows[s] for s in slugs]
 
 
