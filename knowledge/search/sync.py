@@ -130,6 +130,7 @@ class Indexer:
         self._lock = asyncio.Lock()
         self._gaps: dict[int, float] = {}
         self._needs_rebuild = False
+        self._stopping = False
         self.last_error: str | None = None
 
     async def start(self) -> None:
@@ -154,6 +155,7 @@ class Indexer:
             logger.exception("indexing failed; will retry")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -172,16 +174,14 @@ class Indexer:
         self._wake.set()
 
     async def _follow(self) -> None:
-        while True:
+        while not self._stopping:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that races with the event, and stop() then waits for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             self._wake.clear()
-            try:
-                await self.catch_up()
-                self.last_error = None
-            except Exception as error:
-                self.last_error = f"{type(error).__name__}: {error}"
-                logger.exception("indexing failed; will retry")
+            await self._step()
 
     def _advance(self, last: int, ids: Sequence[int]) -> int:
         """The highest id up to which every id is present or a gap old enough to skip."""

@@ -69,7 +69,7 @@ def read_path(path: Path) -> tuple[list[Record], list[Problem]]:
             problems.append(Problem(str(file), 0, None, "no such file"))
             continue
         try:
-            text = file.read_text(encoding="utf-8")
+            text = file.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
         except (OSError, UnicodeDecodeError) as error:
             problems.append(Problem(str(file), 0, None, f"cannot read: {error}"))
             continue
@@ -125,6 +125,10 @@ def _read_jsonl(file: str, text: str) -> Iterator[Record | Problem]:
                 continue
             yield Record("known_error", item, file, number)
         elif kind == "article" or (kind is None and "body" in item):
+            unknown = sorted(set(item) - {*ARTICLE_FIELDS, "body"})
+            if unknown:
+                yield Problem(file, number, unknown[0], "unknown field")
+                continue
             yield Record("article", item, file, number)
         elif kind is None and {"symptoms", "cause", "resolution"} & set(item):
             yield Record("article", _from_eval(item), file, number)

@@ -50,7 +50,7 @@ def _kind(value: Any) -> ArticleKind:
 
 
 def _strings(record: Record, field: str) -> list[str]:
-    value = record.fields.get(field) or []
+    value = record.fields.get(field) or []  # an empty YAML key is an empty list
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise DomainError("expected a list of strings", field=field)
     return value
@@ -95,15 +95,19 @@ def _validate_article(record: Record, services: set[str], keys: set[str]) -> lis
     if f.get("slug") is not None:
         checks.append(("slug", lambda: clean_slug(_text(record, "slug"))))
     problems = [p for field, check in checks if (p := _check(record, field, check))]
-    for slug in _strings(record, "services") if isinstance(f.get("services", []), list) else []:
-        if slug not in services:
-            problems.append(record.problem("services", f"no service {slug!r}"))
-    if not isinstance(f.get("services", []), list):
-        problems.append(record.problem("services", "expected a list of service slugs"))
+    problems += _service_problems(record, services)
     known_error = f.get("known_error")
-    if known_error is not None and known_error not in keys:
+    if known_error is not None and (not isinstance(known_error, str) or known_error not in keys):
         problems.append(record.problem("known_error", f"no known error {known_error!r}"))
     return problems
+
+
+def _service_problems(record: Record, services: set[str]) -> list[Problem]:
+    try:
+        slugs = _strings(record, "services")
+    except DomainError as error:
+        return [record.problem("services", error.message)]
+    return [record.problem("services", f"no service {s!r}") for s in slugs if s not in services]
 
 
 def _check_key(key: str) -> None:
@@ -117,7 +121,9 @@ def _validate_known_error(record: Record, services: set[str]) -> list[Problem]:
         ("key", lambda: _check_key(_text(record, "key", required=True))),
         ("title", lambda: clean_line(_text(record, "title", required=True), field="title")),
         ("status", lambda: KnownErrorStatus(str(f.get("status", "open")))),
-        ("error_signatures", lambda: _strings(record, "error_signatures")),
+        ("category", lambda: articles.clean_category(_text(record, "category"))),
+        ("error_signatures", lambda: articles.clean_list(
+            _strings(record, "error_signatures"), field="error_signatures", max_length=500)),
     ]  # fmt: skip
     for field in ("symptoms", "root_cause", "workaround", "permanent_fix"):
         checks.append(
@@ -132,10 +138,7 @@ def _validate_known_error(record: Record, services: set[str]) -> list[Problem]:
             )
         )
     problems = [p for field, check in checks if (p := _check(record, field, check))]
-    for slug in _strings(record, "services") if isinstance(f.get("services", []), list) else []:
-        if slug not in services:
-            problems.append(record.problem("services", f"no service {slug!r}"))
-    return problems
+    return problems + _service_problems(record, services)
 
 
 async def validate(session: AsyncSession, records: Sequence[Record]) -> list[Problem]:
@@ -150,7 +153,10 @@ async def validate(session: AsyncSession, records: Sequence[Record]) -> list[Pro
             identity = ("known_error", str(record.fields.get("key")))
         else:
             problems += _validate_article(record, services, keys)
-            identity = ("article", str(record.fields.get("slug") or ""))
+            # Without a slug the import derives one from the title: same title, same article.
+            title = record.fields.get("title")
+            derived = articles.slugify(title) if isinstance(title, str) and title.strip() else ""
+            identity = ("article", str(record.fields.get("slug") or derived))
         if identity[1] and identity in seen:
             first = seen[identity]
             problems.append(record.problem(
@@ -308,7 +314,7 @@ def _normalised_article(f: dict[str, Any], slug: str) -> dict[str, Any]:
         "status": str(f.get("status", "published")),
         "category": articles.clean_category(str(f.get("category") or "")),
         "tags": sorted(articles.clean_tags(f.get("tags") or [])),
-        "services": sorted(f.get("services") or []),
+        "services": sorted(set(f.get("services") or [])),
         "known_error": f.get("known_error"),
         "error_signatures": list(dict.fromkeys(s.strip() for s in f.get("error_signatures") or [])),
         "sources": list(dict.fromkeys(s.strip() for s in f.get("sources") or [])),
@@ -373,7 +379,7 @@ def _normalised_known_error(f: dict[str, Any]) -> dict[str, Any]:
         **{k: str(f.get(k) or "").strip() for k in ("symptoms", "root_cause", "workaround",
                                                     "permanent_fix")},
         "error_signatures": list(dict.fromkeys(s.strip() for s in f.get("error_signatures") or [])),
-        "services": sorted(f.get("services") or []),
+        "services": sorted(set(f.get("services") or [])),
     }  # fmt: skip
 
 
