@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from whoosh import index as whoosh_index
+from whoosh.fields import Schema
 from whoosh.query import Query
 from whoosh.searching import Searcher
 
@@ -51,6 +52,7 @@ class SearchIndex:
         self._generation: str | None = None
         self._searcher: Searcher | None = None
         self._read_lock = threading.RLock()
+        self._schema = build_schema()
         self._write_lock = threading.Lock()
 
     # --- opening ----------------------------------------------------------------------
@@ -86,7 +88,8 @@ class SearchIndex:
         try:
             # Touch the parts a broken index fails on: the TOC, a segment, the meta doc.
             searcher.doc_count_all()
-            searcher.document(key=META_KEY)
+            if searcher.document(key=META_KEY) is None:
+                raise IndexUnavailableError(f"{name} has no record of what it applied")
         except Exception:
             searcher.close()
             raise
@@ -134,13 +137,21 @@ class SearchIndex:
         if target is not None and target != self._generation:
             self._open_generation(target)
 
+    @property
+    def schema(self) -> Schema:
+        return self._schema
+
     def searcher(self) -> Searcher:
-        """The shared searcher, refreshed if the index changed (call under ``reading``)."""
+        """The shared searcher, replaced when the index changed (call under ``reading``).
+
+        Not ``Searcher.refresh()``: it keeps segment readers whose deletions are out of
+        date, so replaced and deleted documents would stay visible until a merge.
+        """
         self._follow_swaps()
         assert self._searcher is not None
         if not self._searcher.up_to_date():
-            self._searcher = self._searcher.refresh()
-        assert self._searcher is not None
+            old, self._searcher = self._searcher, self._ix.searcher()
+            old.close()
         return self._searcher
 
     def reading(self) -> threading.RLock:

@@ -148,7 +148,7 @@ def _did_you_mean(index: SearchIndex, text: str) -> str | None:
 def _run(
     index: SearchIndex, text: str, visible: q.Query, limit: int
 ) -> tuple[list[_RawHit], int, dict[str, list[FacetValue]], str | None, bool]:
-    schema = index.searcher().schema
+    schema = index.schema
     parsed, plain = parse(schema, text)
     facets = sorting.Facets()
     for field in FACETS.values():
@@ -260,7 +260,7 @@ async def search(
     )
     page = raw[offset : offset + size]
     rows = await _hydrate(session, principal, page)
-    analyzer = index.searcher().schema["title"].analyzer
+    analyzer = index.schema["title"].analyzer
     hits = []
     for hit in page:
         if hit.key not in rows:

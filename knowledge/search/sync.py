@@ -119,12 +119,15 @@ class Indexer:
         index: SearchIndex,
         *,
         poll_interval: float = 1.0,
-        gap_timeout: float = 30.0,
+        gap_timeout: float | None = None,
     ) -> None:
         self.db = db
         self.index = index
         self.poll_interval = poll_interval
-        self.gap_timeout = gap_timeout
+        # SQLite writers are serialised (BEGIN IMMEDIATE) and AUTOINCREMENT ids are
+        # assigned inside the transaction, so ids there commit in order and a gap
+        # can only be rows pruned or rolled back: nothing to wait for.
+        self.gap_timeout = (0.0 if db.is_sqlite else 30.0) if gap_timeout is None else gap_timeout
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -193,7 +196,7 @@ class Indexer:
                 if now - first_seen < self.gap_timeout:
                     break
                 logger.warning("outbox ids %d..%d never appeared; skipping", expected, entry_id - 1)
-                self._gaps.pop(expected, None)
+            self._gaps.pop(expected, None)  # filled or skipped: forget it
             last, expected = entry_id, entry_id + 1
         return last
 
@@ -235,10 +238,20 @@ class Indexer:
     async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Index everything in the database into a new generation and swap it in."""
         async with self._lock:
+            last = await asyncio.to_thread(self.index.last_seq)
             async with self.db.read() as session:
-                # Read the outbox position first: rows after it are applied again later,
-                # and applying a newer state twice is harmless.
-                seq = await session.scalar(sa.select(sa.func.max(OutboxEntry.id))) or 0
+                # Take the outbox position first: rows after it are applied again later,
+                # and applying a newer state twice is harmless. Stop before a young gap:
+                # on PostgreSQL an earlier id may still be committing.
+                ids = list(
+                    await session.scalars(
+                        sa.select(OutboxEntry.id)
+                        .where(OutboxEntry.id > last)
+                        .order_by(OutboxEntry.id)
+                    )
+                )
+                # A new index starts below the oldest row still in the outbox.
+                seq = self._advance(last or max(0, (ids[0] if ids else 1) - 1), ids)
                 total = await _count_indexable(session)
             rebuild = await asyncio.to_thread(self.index.begin_rebuild)
             try:
