@@ -22,10 +22,14 @@ from strawberry.exceptions import ConnectionRejectionError
 from api.auth import authenticate, connection_authorization
 from api.context import Context, build_context
 from api.schema import build_schema
+from api.webhooks import alertmanager
 from knowledge import migrate
+from knowledge.clock import Clock, SystemClock
 from knowledge.config import Settings
 from knowledge.db import Database
 from knowledge.errors import AuthenticationError
+from knowledge.incidents.policy import IncidentPolicy
+from knowledge.outbox.dispatch import EventDispatcher
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
 
@@ -33,7 +37,15 @@ logger = logging.getLogger("knownfix.app")
 
 
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, db: Database, settings: Settings, index: SearchIndex) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        index: SearchIndex,
+        clock: Clock,
+        events: EventDispatcher,
+        policy: IncidentPolicy,
+    ) -> None:
         super().__init__(
             build_schema(production=settings.is_production),
             graphql_ide=None if settings.is_production else "graphiql",
@@ -42,6 +54,9 @@ class GraphQLView(GraphQL[Context, None]):
         self.db = db
         self.settings = settings
         self.index = index
+        self.clock = clock
+        self.events = events
+        self.policy = policy
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return build_context(
@@ -49,6 +64,9 @@ class GraphQLView(GraphQL[Context, None]):
             settings=self.settings,
             principal=request.scope["state"]["principal"],
             index=self.index,
+            clock=self.clock,
+            events=self.events,
+            policy=self.policy,
             request=request,
             response=response,
         )
@@ -140,23 +158,31 @@ async def readyz(request: Request) -> Response:
     )
 
 
-def create_app(settings: Settings, *, db: Database | None = None) -> Starlette:
-    """The app; pass ``db`` to share an engine (tests), else one is made and disposed."""
+def create_app(
+    settings: Settings, *, db: Database | None = None, clock: Clock | None = None
+) -> Starlette:
+    """The app; pass ``db`` to share an engine and ``clock`` to control time (tests)."""
     own_db = db is None
     database = db or Database(settings.database_url)
     indexer = Indexer(database, SearchIndex(settings.index_dir))
-    view = GraphQLView(database, settings, indexer.index)
+    events = EventDispatcher(database)
+    policy = settings.incident_policy()
+    time = clock or SystemClock()
+    view = GraphQLView(database, settings, indexer.index, time, events, policy)
     gate = AuthGate(view)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Catch up with everything committed while we were down before serving.
         await indexer.start()
-        database.on_commit.append(indexer.notify)
+        await events.start()
+        database.on_commit.extend([indexer.notify, events.notify])
         try:
             yield
         finally:
             database.on_commit.remove(indexer.notify)
+            database.on_commit.remove(events.notify)
+            await events.stop()
             await indexer.stop()
             if own_db:
                 await database.dispose()
@@ -177,6 +203,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> Starlette:
         routes=[
             Route("/graphql", gate, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", gate),
+            Route("/webhooks/alertmanager", alertmanager, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],
@@ -186,4 +213,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> Starlette:
     app.state.db = database
     app.state.settings = settings
     app.state.indexer = indexer
+    app.state.events = events
+    app.state.clock = time
+    app.state.policy = policy
     return app

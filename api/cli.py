@@ -318,6 +318,36 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _create_alert_source(settings: Settings, args: argparse.Namespace) -> str:
+    import sqlalchemy as sa
+
+    from knowledge.alerts import service as alerts
+    from knowledge.catalog.models import Service
+
+    db = Database(settings.database_url)
+    try:
+        async with db.transaction() as session:
+            service_id = None
+            if args.service:
+                service_id = await session.scalar(
+                    sa.select(Service.id).where(Service.slug == args.service)
+                )
+                if service_id is None:
+                    raise DomainError(f"no service {args.service!r}")
+            _, secret = await alerts.create_source(
+                session=session, principal=SYSTEM, slug=args.slug,
+                name=args.name or args.slug, default_service_id=service_id,
+            )  # fmt: skip
+            return secret
+    finally:
+        await db.dispose()
+
+
+def cmd_alert_source_create(args: argparse.Namespace) -> int:
+    _out(asyncio.run(_create_alert_source(_settings(args), args)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="knownfix", description="Incident knowledge platform")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -377,6 +407,15 @@ def build_parser() -> argparse.ArgumentParser:
     exporting = with_database(commands.add_parser("export", help="write the knowledge base out"))
     exporting.add_argument("directory")
     exporting.set_defaults(handler=cmd_export)
+
+    sources = commands.add_parser("alert-source", help="alert webhooks").add_subparsers(
+        dest="source_command", required=True, metavar="ACTION"
+    )
+    source = with_database(sources.add_parser("create", help="create a source, print its token"))
+    source.add_argument("--slug", required=True)
+    source.add_argument("--name", default="")
+    source.add_argument("--service", help="service slug for alerts that name none")
+    source.set_defaults(handler=cmd_alert_source_create)
 
     demo = commands.add_parser("demo", help="demo knowledge").add_subparsers(
         dest="demo_command", required=True, metavar="ACTION"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
@@ -19,8 +20,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge.accounts.principal import Principal
+from knowledge.clock import Clock, SystemClock
 from knowledge.config import Settings
 from knowledge.db import Database
+from knowledge.incidents.policy import IncidentPolicy
+from knowledge.outbox.dispatch import EventDispatcher
 from knowledge.search.index import IndexUnavailableError, SearchIndex
 
 if TYPE_CHECKING:
@@ -36,6 +40,9 @@ class Context:
     response: Any = None
     connection_params: dict[str, Any] | None = None
     index: SearchIndex | None = None
+    clock: Clock = dataclasses.field(default_factory=SystemClock)
+    events: EventDispatcher | None = None
+    policy: IncidentPolicy = dataclasses.field(default_factory=IncidentPolicy)
     _lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock, repr=False)
 
     @asynccontextmanager
@@ -47,6 +54,9 @@ class Context:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         async with self.db.transaction() as session:
             yield session
+
+    def now(self) -> dt.datetime:
+        return self.clock.now()
 
     def search_index(self) -> SearchIndex:
         if self.index is None or not self.index.is_open:
@@ -66,6 +76,9 @@ def build_context(
     settings: Settings,
     principal: Principal,
     index: SearchIndex | None = None,
+    clock: Clock | None = None,
+    events: EventDispatcher | None = None,
+    policy: IncidentPolicy | None = None,
     request: Any = None,
     response: Any = None,
 ) -> Context:
@@ -75,6 +88,9 @@ def build_context(
         settings=settings,
         principal=principal,
         index=index,
+        clock=clock or SystemClock(),
+        events=events,
+        policy=policy or settings.incident_policy(),
         request=request,
         response=response,
     )

@@ -21,7 +21,7 @@ from knowledge.articles.service import ArticleStats
 from knowledge.catalog import service as catalog
 from knowledge.catalog.models import Service
 from knowledge.incidents import service as incidents
-from knowledge.incidents.models import Incident
+from knowledge.incidents.models import Incident, IncidentEvent, IncidentLink, PostIncidentReview
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.models import KnownError
 
@@ -113,3 +113,18 @@ class Loaders:
     @cached_property
     def incident_by_id(self) -> DataLoader[int, Incident | None]:
         return self._by_key(lambda s, ids: incidents.by_ids(session=s, ids=ids), None)
+
+    @cached_property
+    def timeline_of_incident(self) -> DataLoader[int, list[IncidentEvent]]:
+        principal = self._context.principal
+        return self._by_key(
+            lambda s, ids: incidents.timeline(session=s, principal=principal, incident_ids=ids), []
+        )
+
+    @cached_property
+    def links_of_incident(self) -> DataLoader[int, list[IncidentLink]]:
+        return self._by_key(lambda s, ids: incidents.links_of(session=s, incident_ids=ids), [])
+
+    @cached_property
+    def review_of_incident(self) -> DataLoader[int, PostIncidentReview | None]:
+        return self._by_key(lambda s, ids: incidents.review_of(session=s, incident_ids=ids), None)

@@ -18,6 +18,9 @@ from api.articles.queries import ArticlesQuery
 from api.catalog.mutations import CatalogMutation
 from api.catalog.queries import CatalogQuery
 from api.errors import graphql_code
+from api.incidents.mutations import IncidentsMutation
+from api.incidents.queries import IncidentsQuery
+from api.incidents.subscriptions import IncidentsSubscription
 from api.known_errors.mutations import KnownErrorsMutation
 from api.known_errors.queries import KnownErrorsQuery
 from api.node import NodeQuery
@@ -29,11 +32,21 @@ logger = logging.getLogger("knownfix.graphql")
 
 Query = merge_types(
     "Query",
-    (NodeQuery, AccountsQuery, CatalogQuery, ArticlesQuery, KnownErrorsQuery, SearchQuery),
+    (
+        NodeQuery,
+        AccountsQuery,
+        CatalogQuery,
+        ArticlesQuery,
+        KnownErrorsQuery,
+        SearchQuery,
+        IncidentsQuery,
+    ),
 )
 Mutation = merge_types(
-    "Mutation", (AccountsMutation, CatalogMutation, ArticlesMutation, KnownErrorsMutation)
+    "Mutation",
+    (AccountsMutation, CatalogMutation, ArticlesMutation, KnownErrorsMutation, IncidentsMutation),
 )
+Subscription = merge_types("Subscription", (IncidentsSubscription,))
 
 
 class DomainErrorCodes(SchemaExtension):
@@ -81,7 +94,9 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     ]
     if production:
         extensions.append(lambda: MaskErrors(should_mask_error=lambda e: not expected_error(e)))
-    return KnownfixSchema(query=Query, mutation=Mutation, extensions=extensions)
+    return KnownfixSchema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )
 
 
 # The exported schema (``schema.graphql``) and the strawberry CLI use this instance.

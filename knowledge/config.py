@@ -12,10 +12,13 @@ import enum
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+if TYPE_CHECKING:
+    from knowledge.incidents.policy import IncidentPolicy
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/knownfix.db"
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -44,10 +47,17 @@ class Settings:
     log_level: str = "info"
     env: Environment = Environment.DEVELOPMENT
     cors_origins: tuple[str, ...] = ()
+    priority_matrix: str = ""
+    sla: str = ""
 
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    def incident_policy(self) -> IncidentPolicy:
+        from knowledge.incidents.policy import IncidentPolicy, parse_matrix, parse_sla
+
+        return IncidentPolicy(matrix=parse_matrix(self.priority_matrix), sla=parse_sla(self.sla))
 
     @property
     def is_sqlite(self) -> bool:
@@ -112,6 +122,19 @@ class Settings:
                     f"expected comma-separated http(s) origins (no wildcard), got {origin!r}",
                 )
 
+        priority_matrix = get("KNOWNFIX_PRIORITY_MATRIX") or ""
+        sla = get("KNOWNFIX_SLA") or ""
+        from knowledge.incidents.policy import parse_matrix, parse_sla
+
+        for variable, value, parse in (
+            ("KNOWNFIX_PRIORITY_MATRIX", priority_matrix, parse_matrix),
+            ("KNOWNFIX_SLA", sla, parse_sla),
+        ):
+            try:
+                parse(value)
+            except ValueError as error:
+                raise ConfigError(variable, str(error)) from None
+
         return cls(
             database_url=database_url,
             index_dir=Path(get("KNOWNFIX_INDEX_DIR") or defaults.index_dir),
@@ -120,6 +143,8 @@ class Settings:
             log_level=log_level,
             env=environment,
             cors_origins=origins,
+            priority_matrix=priority_matrix,
+            sla=sla,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 
@@ -68,3 +69,12 @@ def check_version(*, expected: int, current: int, what: str) -> None:
             field="expectedVersion",
             current_version=current,
         )
+
+
+def aware(value: dt.datetime, *, field: str) -> dt.datetime:
+    """A time with an offset, in UTC; a naive time is ambiguous and refused."""
+    if value.tzinfo is None:
+        raise ValidationError(
+            f"{field} needs a UTC offset (e.g. 2024-05-01T10:00:00Z)", field=field
+        )
+    return value.astimezone(dt.UTC)

@@ -1,17 +1,173 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from api.accounts.types import TeamType, UserType
 from api.catalog.types import ServiceType
 from api.context import Context
 from api.relay import Node, node_type, to_global_id
-from knowledge.incidents.models import Incident, IncidentStatus, Level, ResolutionCode
+from knowledge.incidents.metrics import GroupMetrics
+from knowledge.incidents.models import (
+    EventKind,
+    Incident,
+    IncidentEvent,
+    IncidentLink,
+    IncidentStatus,
+    Level,
+    LinkRelation,
+    PostIncidentReview,
+    ResolutionCode,
+)
+from knowledge.incidents.service import sla_of
+
+if TYPE_CHECKING:
+    from api.articles.types import ArticleType
+    from api.known_errors.types import KnownErrorType
 
 IncidentStatusEnum = strawberry.enum(IncidentStatus, name="IncidentStatus")
 LevelEnum = strawberry.enum(Level, name="Level", description="Impact and urgency.")
 ResolutionCodeEnum = strawberry.enum(ResolutionCode, name="ResolutionCode")
+EventKindEnum = strawberry.enum(EventKind, name="IncidentEventKind")
+LinkRelationEnum = strawberry.enum(LinkRelation, name="LinkRelation")
+
+
+async def _user(info: strawberry.Info[Context], user_id: int | None) -> UserType | None:
+    if user_id is None:
+        return None
+    row = await info.context.loaders.user_by_id.load(user_id)
+    return None if row is None else UserType.from_model(row)
+
+
+@strawberry.type(
+    name="Sla", description="Response and resolution targets, and whether they were met."
+)
+class SlaType:
+    response_due_at: dt.datetime | None
+    resolution_due_at: dt.datetime | None
+    response_breached: bool
+    resolution_breached: bool
+    breached: bool
+
+
+@strawberry.type(name="IncidentEvent", description="One line of an incident's timeline.")
+class IncidentEventType:
+    row: strawberry.Private[IncidentEvent]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return to_global_id("IncidentEvent", self.row.id)
+
+    @strawberry.field
+    def kind(self) -> EventKindEnum:  # type: ignore[valid-type]
+        return self.row.kind
+
+    @strawberry.field
+    def message(self) -> str:
+        return self.row.message
+
+    @strawberry.field
+    def occurred_at(self) -> dt.datetime:
+        return self.row.occurred_at
+
+    @strawberry.field(description="Structured details of the event, as JSON.")
+    def data(self) -> strawberry.scalars.JSON:
+        value: Any = self.row.data
+        return value  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def actor(self, info: strawberry.Info[Context]) -> UserType | None:
+        return await _user(info, self.row.actor_id)
+
+    @strawberry.field
+    async def incident(self, info: strawberry.Info[Context]) -> IncidentType | None:
+        row = await info.context.loaders.incident_by_id.load(self.row.incident_id)
+        return None if row is None else IncidentType.from_model(row)
+
+
+@strawberry.type(name="IncidentLink")
+class IncidentLinkType:
+    row: strawberry.Private[IncidentLink]
+
+    @strawberry.field
+    def relation(self) -> LinkRelationEnum:  # type: ignore[valid-type]
+        return self.row.relation
+
+    @strawberry.field
+    def score(self) -> float | None:
+        return self.row.score
+
+    @strawberry.field
+    def rank(self) -> int | None:
+        return self.row.rank
+
+    @strawberry.field
+    def created_at(self) -> dt.datetime:
+        return self.row.created_at
+
+    @strawberry.field
+    async def article(
+        self, info: strawberry.Info[Context]
+    ) -> Annotated[ArticleType, strawberry.lazy("api.articles.types")] | None:
+        from api.articles.types import ArticleType
+
+        if self.row.article_id is None:
+            return None
+        row = await info.context.loaders.article_by_id.load(self.row.article_id)
+        return None if row is None else ArticleType.from_model(row)
+
+    @strawberry.field
+    async def known_error(
+        self, info: strawberry.Info[Context]
+    ) -> Annotated[KnownErrorType, strawberry.lazy("api.known_errors.types")] | None:
+        from api.known_errors.types import KnownErrorType
+
+        if self.row.known_error_id is None:
+            return None
+        row = await info.context.loaders.known_error_by_id.load(self.row.known_error_id)
+        return None if row is None else KnownErrorType.from_model(row)
+
+    @strawberry.field
+    async def incident(self, info: strawberry.Info[Context]) -> IncidentType | None:
+        if self.row.target_incident_id is None:
+            return None
+        row = await info.context.loaders.incident_by_id.load(self.row.target_incident_id)
+        return None if row is None else IncidentType.from_model(row)
+
+
+@strawberry.type(name="PostIncidentReview")
+class PostIncidentReviewType:
+    row: strawberry.Private[PostIncidentReview]
+
+    @strawberry.field
+    def summary(self) -> str:
+        return self.row.summary
+
+    @strawberry.field
+    def root_cause(self) -> str:
+        return self.row.root_cause
+
+    @strawberry.field
+    def went_well(self) -> str:
+        return self.row.went_well
+
+    @strawberry.field
+    def went_badly(self) -> str:
+        return self.row.went_badly
+
+    @strawberry.field
+    def action_items(self) -> list[str]:
+        return [str(a) for a in self.row.action_items]
+
+    @strawberry.field
+    def version(self) -> int:
+        return self.row.version
+
+    @strawberry.field
+    async def author(self, info: strawberry.Info[Context]) -> UserType | None:
+        return await _user(info, self.row.author_id)
 
 
 @node_type
@@ -47,20 +203,13 @@ class IncidentType(Node):
     def urgency(self) -> LevelEnum:  # type: ignore[valid-type]
         return self.row.urgency
 
-    @strawberry.field(description="1 (most pressing) to 5.")
+    @strawberry.field(description="1 (most pressing) to 5, from impact and urgency.")
     def priority(self) -> int:
         return self.row.priority
 
     @strawberry.field
     def category(self) -> str | None:
         return self.row.category
-
-    @strawberry.field
-    async def service(self, info: strawberry.Info[Context]) -> ServiceType | None:
-        if self.row.service_id is None:
-            return None
-        row = await info.context.loaders.service_by_id.load(self.row.service_id)
-        return None if row is None else ServiceType.from_model(row)
 
     @strawberry.field
     def error_text(self) -> str:
@@ -71,8 +220,16 @@ class IncidentType(Node):
         return self.row.detected_at
 
     @strawberry.field
+    def acknowledged_at(self) -> dt.datetime | None:
+        return self.row.acknowledged_at
+
+    @strawberry.field
     def resolved_at(self) -> dt.datetime | None:
         return self.row.resolved_at
+
+    @strawberry.field
+    def closed_at(self) -> dt.datetime | None:
+        return self.row.closed_at
 
     @strawberry.field
     def resolution_code(self) -> ResolutionCodeEnum | None:  # type: ignore[valid-type]
@@ -83,5 +240,92 @@ class IncidentType(Node):
         return self.row.resolution_notes
 
     @strawberry.field
+    def alert_fingerprint(self) -> str | None:
+        return self.row.alert_fingerprint
+
+    @strawberry.field(description="How many times its alert fired while it was open.")
+    def alert_occurrences(self) -> int:
+        return self.row.alert_occurrences
+
+    @strawberry.field
+    def reopen_count(self) -> int:
+        return self.row.reopen_count
+
+    @strawberry.field
     def version(self) -> int:
         return self.row.version
+
+    @strawberry.field
+    def sla(self, info: strawberry.Info[Context]) -> SlaType:
+        sla = sla_of(self.row, info.context.now())
+        return SlaType(
+            response_due_at=sla.response_due_at,
+            resolution_due_at=sla.resolution_due_at,
+            response_breached=sla.response_breached,
+            resolution_breached=sla.resolution_breached,
+            breached=sla.breached,
+        )
+
+    @strawberry.field
+    async def service(self, info: strawberry.Info[Context]) -> ServiceType | None:
+        if self.row.service_id is None:
+            return None
+        row = await info.context.loaders.service_by_id.load(self.row.service_id)
+        return None if row is None else ServiceType.from_model(row)
+
+    @strawberry.field
+    async def team(self, info: strawberry.Info[Context]) -> TeamType | None:
+        if self.row.team_id is None:
+            return None
+        row = await info.context.loaders.team_by_id.load(self.row.team_id)
+        return None if row is None else TeamType.from_model(row)
+
+    @strawberry.field
+    async def assignee(self, info: strawberry.Info[Context]) -> UserType | None:
+        return await _user(info, self.row.assignee_id)
+
+    @strawberry.field
+    async def reporter(self, info: strawberry.Info[Context]) -> UserType | None:
+        return await _user(info, self.row.reporter_id)
+
+    @strawberry.field(description="Every event, oldest first (work notes for responders only).")
+    async def timeline(self, info: strawberry.Info[Context]) -> list[IncidentEventType]:
+        rows = await info.context.loaders.timeline_of_incident.load(self.row.id)
+        return [IncidentEventType(row=r) for r in rows]
+
+    @strawberry.field(description="Suggested, accepted, resolving and related knowledge.")
+    async def links(self, info: strawberry.Info[Context]) -> list[IncidentLinkType]:
+        rows = await info.context.loaders.links_of_incident.load(self.row.id)
+        return [IncidentLinkType(row=r) for r in rows]
+
+    @strawberry.field
+    async def review(self, info: strawberry.Info[Context]) -> PostIncidentReviewType | None:
+        row = await info.context.loaders.review_of_incident.load(self.row.id)
+        return None if row is None else PostIncidentReviewType(row=row)
+
+
+@strawberry.type(name="IncidentMetrics", description="Durations are in seconds.")
+class IncidentMetricsType:
+    key: str
+    count: int
+    resolved: int
+    mtta_seconds: float | None
+    mttr_mean_seconds: float | None
+    mttr_median_seconds: float | None
+    sla_breach_rate: float | None
+    reopen_rate: float | None
+    resolved_by_knowledge_rate: float | None
+
+    @classmethod
+    def from_metrics(cls, m: GroupMetrics) -> IncidentMetricsType:
+        return cls(
+            key=m.key,
+            count=m.count,
+            resolved=m.resolved,
+            mtta_seconds=m.mtta_seconds,
+            mttr_mean_seconds=m.mttr_mean_seconds,
+            mttr_median_seconds=m.mttr_median_seconds,
+            sla_breach_rate=m.sla_breach_rate,
+            reopen_rate=m.reopen_rate,
+            resolved_by_knowledge_rate=m.resolved_by_knowledge_rate,
+        )

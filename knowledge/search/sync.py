@@ -6,10 +6,8 @@ the entities they name (the database is the source of truth, so a row only says
 Applying an entity twice is harmless, which is what makes crash recovery and
 rebuilds simple: after any stop, it just catches up.
 
-On PostgreSQL, ids from a sequence can commit out of order: id 7 may become
-visible before id 6. The last applied id therefore only moves past a gap once
-the gap is older than ``gap_timeout`` (a rolled-back transaction leaves one for
-ever); rows beyond a young gap are applied but will be looked at again.
+Ids can commit out of order on PostgreSQL (see ``knowledge.outbox.cursor``):
+rows beyond a young gap are applied but looked at again until the gap fills.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -29,6 +26,7 @@ from knowledge.catalog.models import Service
 from knowledge.db import Database
 from knowledge.incidents.models import Incident, IncidentStatus
 from knowledge.known_errors.models import KnownError, KnownErrorService
+from knowledge.outbox.cursor import GapTracker, default_gap_timeout
 from knowledge.outbox.models import OutboxEntry
 from knowledge.search.documents import (
     Document,
@@ -127,11 +125,12 @@ class Indexer:
         # SQLite writers are serialised (BEGIN IMMEDIATE) and AUTOINCREMENT ids are
         # assigned inside the transaction, so ids there commit in order and a gap
         # can only be rows pruned or rolled back: nothing to wait for.
-        self.gap_timeout = (0.0 if db.is_sqlite else 30.0) if gap_timeout is None else gap_timeout
+        self._gaps = GapTracker(
+            default_gap_timeout(db.is_sqlite) if gap_timeout is None else gap_timeout
+        )
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._gaps: dict[int, float] = {}
         self._needs_rebuild = False
         self._stopping = False
         self.last_error: str | None = None
@@ -186,19 +185,16 @@ class Indexer:
             self._wake.clear()
             await self._step()
 
+    @property
+    def gap_timeout(self) -> float:
+        return self._gaps.gap_timeout
+
+    @gap_timeout.setter
+    def gap_timeout(self, seconds: float) -> None:
+        self._gaps.gap_timeout = seconds
+
     def _advance(self, last: int, ids: Sequence[int]) -> int:
-        """The highest id up to which every id is present or a gap old enough to skip."""
-        now = time.monotonic()
-        expected = last + 1
-        for entry_id in ids:
-            if entry_id != expected:
-                first_seen = self._gaps.setdefault(expected, now)
-                if now - first_seen < self.gap_timeout:
-                    break
-                logger.warning("outbox ids %d..%d never appeared; skipping", expected, entry_id - 1)
-            self._gaps.pop(expected, None)  # filled or skipped: forget it
-            last, expected = entry_id, entry_id + 1
-        return last
+        return self._gaps.advance(last, ids)
 
     async def catch_up(self) -> int:
         """Apply every committed outbox row not yet in the index; returns how many."""

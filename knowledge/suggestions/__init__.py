@@ -1,0 +1,1 @@
+"""Resolution suggestions for incidents (a domain service the API, CLI and MCP share)."""
