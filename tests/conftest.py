@@ -22,8 +22,9 @@ from starlette.applications import Starlette
 
 from api.app import create_app
 from knowledge import migrate
+from knowledge.clock import ManualClock
 from knowledge.config import Environment, Settings
-from knowledge.db import Database
+from knowledge.db import Database, utcnow
 from knowledge.models import metadata
 from tests.support import Accounts, GraphQLClient
 
@@ -105,14 +106,20 @@ def settings(db: Database, tmp_path: Path) -> Settings:
     return Settings(database_url=db.url, index_dir=tmp_path / "index")
 
 
-def _app(db: Database, settings: Settings) -> Starlette:
-    return create_app(settings, db=db)
+@pytest.fixture
+def clock() -> ManualClock:
+    """The app's clock: starts at the real time and moves only when a test says so."""
+    return ManualClock(utcnow())
+
+
+def _app(db: Database, settings: Settings, clock: ManualClock | None = None) -> Starlette:
+    return create_app(settings, db=db, clock=clock)
 
 
 @pytest.fixture
-async def app(db: Database, settings: Settings) -> AsyncIterator[Starlette]:
+async def app(db: Database, settings: Settings, clock: ManualClock) -> AsyncIterator[Starlette]:
     """The real application, with its lifespan run (index opened, indexer following)."""
-    application = _app(db, settings)
+    application = _app(db, settings, clock)
     async with application.router.lifespan_context(application):
         yield application
 
