@@ -37,7 +37,10 @@ class GapTracker:
                 first_seen = self._gaps.setdefault(expected, now)
                 if now - first_seen < self.gap_timeout:
                     break
-                logger.warning("outbox ids %d..%d never appeared; skipping", expected, entry_id - 1)
+                if self.gap_timeout:  # without a timeout a gap is only pruned rows: not news
+                    logger.warning(
+                        "outbox ids %d..%d never appeared; skipping", expected, entry_id - 1
+                    )
             self._gaps.pop(expected, None)  # filled or skipped: forget it
             last, expected = entry_id, entry_id + 1
         return last
