@@ -35,18 +35,21 @@ async def alertmanager(request: Request) -> Response:
             return JSONResponse({"error": f"body larger than {MAX_BODY} bytes"}, status_code=413)
     try:
         parsed = alerts.parse_alertmanager(json.loads(body or b"null"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         return JSONResponse({"error": f"body is not valid JSON: {error}"}, status_code=400)
     except ValidationError as error:
         return JSONResponse({"error": error.message, "field": error.field}, status_code=400)
-    async with state.db.transaction() as session:
-        report = await alerts.ingest(
-            session=session,
-            source=await session.merge(source),
-            policy=state.policy,
-            now=state.clock.now(),
-            alerts=parsed,
-        )
+    try:
+        async with state.db.transaction() as session:
+            report = await alerts.ingest(
+                session=session,
+                source=await session.merge(source),
+                policy=state.policy,
+                now=state.clock.now(),
+                alerts=parsed,
+            )
+    except ValidationError as error:  # rolled back: nothing of the delivery was kept
+        return JSONResponse({"error": error.message, "field": error.field}, status_code=422)
     return JSONResponse(
         {
             "opened": report.opened,

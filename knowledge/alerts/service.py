@@ -128,6 +128,8 @@ def parse_alertmanager(payload: Any) -> list[Alert]:
         raise ValidationError(
             f"unsupported payload version {payload.get('version')!r}; expected '4'", field="version"
         )
+    if payload.get("status") not in ("firing", "resolved"):
+        raise ValidationError("status: expected firing or resolved", field="status")
     raw = payload.get("alerts")
     if not isinstance(raw, list) or not raw:
         raise ValidationError("alerts: expected a non-empty list", field="alerts")
@@ -186,6 +188,10 @@ async def _open_incident(session: AsyncSession, fingerprint: str) -> Incident | 
     )
 
 
+def _printable(text: str) -> str:
+    return "".join(c for c in text if c.isprintable() or c in "\n\t")
+
+
 def _describe(alert: Alert) -> str:
     lines = [alert.annotations.get("description", "")]
     lines += [f"{k}={v}" for k, v in sorted(alert.labels.items())]
@@ -232,11 +238,15 @@ async def ingest(
             impact, urgency = SEVERITY.get(alert.labels.get("severity", "").lower(),
                                            (Level.MEDIUM, Level.MEDIUM))  # fmt: skip
             service = alert.labels.get("service") or alert.labels.get("job") or ""
-            title = alert.annotations.get("summary") or alert.name
+            # Alert text is whatever a rule author wrote: fold it into what incidents accept.
+            title = " ".join(alert.annotations.get("summary", "").split())[:200] or alert.name
+            category = alert.labels.get("category", "").strip().lower()
+            if not (0 < len(category) <= 80 and category.isprintable()):
+                category = ""
             incident = await incidents.report(
                 session=session, principal=actor, policy=policy, now=now,
-                title=title[:200].replace("\n", " "), description=_describe(alert)[:20_000],
-                impact=impact, urgency=urgency, category=alert.labels.get("category"),
+                title=title, description=_printable(_describe(alert))[:20_000],
+                impact=impact, urgency=urgency, category=category or None,
                 service_id=services.get(service, source.default_service_id),
                 detected_at=min(alert.starts_at, now), alert_fingerprint=alert.fingerprint,
             )  # fmt: skip
