@@ -69,6 +69,11 @@ class Context:
 
         return Loaders(self)
 
+    def reset_loaders(self) -> None:
+        """Forget what the loaders cached: a websocket's context outlives many results,
+        and each subscription result must show the data as it is now."""
+        self.__dict__.pop("loaders", None)
+
 
 def build_context(
     *,

@@ -43,6 +43,7 @@ class IncidentsSubscription:
         async with ctx.events.subscribe() as queue:
             while (message := await queue.get()) is not None:
                 if may_see_event(ctx.principal, message.event) and _matches(message, f, ids):
+                    ctx.reset_loaders()
                     yield IncidentEventType(row=message.event)
 
     @strawberry.subscription(description="The incident, again after every change to it.")
@@ -56,5 +57,7 @@ class IncidentsSubscription:
             return
         async with ctx.events.subscribe() as queue:
             while (message := await queue.get()) is not None:
-                if message.incident.id == key:
+                # Work notes do not change the incident and are not for every reader.
+                if message.incident.id == key and may_see_event(ctx.principal, message.event):
+                    ctx.reset_loaders()
                     yield IncidentType.from_model(message.incident)

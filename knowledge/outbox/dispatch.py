@@ -133,8 +133,12 @@ class EventDispatcher:
                 try:
                     queue.put_nowait(message)
                 except asyncio.QueueFull:
-                    logger.warning("a subscriber is %d events behind; dropping it", QUEUE_SIZE)
+                    # End its stream (the client resubscribes) rather than leave it silent.
+                    logger.warning("a subscriber is %d events behind; ending it", QUEUE_SIZE)
                     self._subscribers.discard(queue)
+                    while not queue.empty():
+                        queue.get_nowait()
+                    queue.put_nowait(None)
         self._delivered.update(r[0] for r in fresh)
         self._last = self._gaps.advance(self._last, [r[0] for r in rows])
         self._delivered = {i for i in self._delivered if i > self._last}
