@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from api.context import Context
@@ -24,6 +26,18 @@ class SearchFilter:
         default=None,
         description="Article statuses other than published need the knowledge manager role.",
     )
+
+
+def _asks_for(info: strawberry.Info[Context], name: str) -> bool:
+    """Whether the query selects ``name`` on this field (directly or in a fragment)."""
+
+    def walk(selections: list[Any]) -> bool:
+        return any(
+            getattr(s, "name", None) == name or walk(getattr(s, "selections", []) or [])
+            for s in selections
+        )
+
+    return any(walk(field.selections) for field in info.selected_fields)
 
 
 @strawberry.type
@@ -58,6 +72,7 @@ class SearchQuery:
                 ),
                 first=first,
                 offset=offset,
+                with_facets=_asks_for(info, "facets"),
             )
         edges = [
             SearchEdgeType(node=hit_type(hit), cursor=to_cursor(offset + n + 1))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +40,7 @@ from knowledge.search.schema import HIGHLIGHT_FIELDS, KINDS
 FACETS = {"category": "category", "service": "services", "tags": "tags"}
 MAX_OFFSET = 1000
 FRAGMENTS_PER_FIELD = 2
+MAX_TERMS = 8
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -145,21 +147,54 @@ def _did_you_mean(index: SearchIndex, text: str) -> str | None:
     return " ".join(words) if changed else None
 
 
+def informative_words(index: SearchIndex, text: str, keep: int = MAX_TERMS) -> str:
+    """A long plain query cut to its ``keep`` rarest words (highest IDF).
+
+    An OR over every word of a pasted log matches most of the index and costs time
+    in proportion (DESIGN.md: 12 terms took ~290 ms on 20k documents, 6 took ~34 ms);
+    the rare words are the ones that tell documents apart. Queries with syntax are
+    left as they are.
+    """
+    words = list(dict.fromkeys(w.lower() for w in plain_words(text)))
+    syntax = bool(_SYNTAX.search(text)) or bool(_OPERATORS & set(plain_words(text)))
+    if len(words) <= keep or syntax:
+        return text
+    analyzer = index.schema["body"].analyzer
+    reader = index.searcher().reader()
+
+    def frequency(word: str) -> int:
+        tokens = [t.text for t in analyzer(word)]
+        if not tokens:
+            return 1 << 40  # a stop word: the least informative of all
+        return sum(
+            reader.doc_frequency(f, t) for f in ("title", "body", "symptoms") for t in tokens
+        )
+
+    ranked = sorted(words, key=frequency)[:keep]
+    return " ".join(w for w in words if w in ranked)
+
+
+_OPERATORS = {"AND", "OR", "NOT"}
+_SYNTAX = re.compile(r'["()~]|(?:^|\s)[+-]\w')
+
+
 def _run(
-    index: SearchIndex, text: str, visible: q.Query, limit: int
+    index: SearchIndex, text: str, visible: q.Query, limit: int, with_facets: bool
 ) -> tuple[list[_RawHit], int, dict[str, list[FacetValue]], str | None, bool]:
     schema = index.schema
-    parsed, plain = parse(schema, text)
     facets = sorting.Facets()
     for field in FACETS.values():
         facets.add_field(field, allow_overlap=field != "category")
 
     def execute(query: q.Query) -> Any:
+        if not with_facets:  # facet counts visit every match: only pay when asked
+            return index.run_query(query, limit=limit, filter=visible, terms=True)
         return index.run_query(
             query, limit=limit, filter=visible, groupedby=facets, maptype=sorting.Count, terms=True
         )
 
     with index.reading():
+        parsed, plain = parse(schema, informative_words(index, text))
         results = execute(parsed)
         suggestion = None
         if results.is_empty() and not isinstance(parsed, q.Every):
@@ -174,17 +209,21 @@ def _run(
                 value = term.decode() if isinstance(term, bytes) else str(term)
                 terms.setdefault(field, set()).add(value)
             hits.append(_RawHit(key=hit["key"], score=float(hit.score or 0.0), terms=terms))
-        facet_values = {
-            name: sorted(
-                (
-                    FacetValue(str(value), int(count))
-                    for value, count in results.groups(field).items()
-                    if value not in (None, "", b"")
-                ),
-                key=lambda v: (-v.count, v.value),
-            )
-            for name, field in FACETS.items()
-        }
+        facet_values = (
+            {}
+            if not with_facets
+            else {
+                name: sorted(
+                    (
+                        FacetValue(str(value), int(count))
+                        for value, count in results.groups(field).items()
+                        if value not in (None, "", b"")
+                    ),
+                    key=lambda v: (-v.count, v.value),
+                )
+                for name, field in FACETS.items()
+            }
+        )
         total = len(results)
     return hits, total, facet_values, suggestion, plain
 
@@ -247,6 +286,7 @@ async def search(
     filter: SearchFilter | None = None,
     first: int | None = None,
     offset: int = 0,
+    with_facets: bool = True,
 ) -> SearchResults:
     principal.require(Role.VIEWER, "Searching")
     if len(text) > MAX_QUERY_LENGTH:
@@ -256,7 +296,7 @@ async def search(
         raise ValidationError(f"results go {MAX_OFFSET} deep at most", field="after")
     visible = _visibility(principal, filter or SearchFilter())
     raw, total, facets, suggestion, plain = await asyncio.to_thread(
-        _run, index, text, visible, offset + size + 1
+        _run, index, text, visible, offset + size + 1, with_facets
     )
     page = raw[offset : offset + size]
     rows = await _hydrate(session, principal, page)

@@ -44,5 +44,6 @@ async def suggest(
         text=text,
         filter=search.SearchFilter(kinds=["article", "known_error"]),
         first=first,
+        with_facets=False,
     )
     return results.hits
