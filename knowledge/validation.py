@@ -13,10 +13,13 @@ USERNAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,78}[a-z0-9])?$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 
-def clean_text(value: str, *, field: str, max_length: int, required: bool = True) -> str:
-    """Strip, refuse control characters, and enforce a length limit."""
-    value = value.strip()
-    if required and not value:
+def clean_text(
+    value: str, *, field: str, max_length: int, required: bool = True, keep_indent: bool = False
+) -> str:
+    """Strip, refuse control characters, and enforce a length limit. ``keep_indent``
+    only drops blank lines and trailing space: in Markdown, indentation is code."""
+    value = value.rstrip().lstrip("\r\n") if keep_indent else value.strip()
+    if required and not value.strip():
         raise ValidationError(f"{field} must not be empty", field=field)
     if len(value) > max_length:
         raise ValidationError(

@@ -36,8 +36,12 @@ class ClassifyIncidentInput:
 class AssignIncidentInput:
     id: strawberry.ID
     expected_version: int
-    team_id: strawberry.ID | None = None
-    assignee_id: strawberry.ID | None = None
+    team_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="null clears it; omit to keep it."
+    )
+    assignee_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="null clears it; omit to keep it."
+    )
 
 
 @strawberry.input

@@ -80,7 +80,7 @@ class IncidentsMutation:
                 session=session, principal=ctx.principal, policy=ctx.policy,
                 incident_id=input_id(input.id, "Incident", field="id"),
                 expected_version=input.expected_version, impact=input.impact,
-                urgency=input.urgency, category=input.category,
+                urgency=input.urgency, category=input.category, now=ctx.now(),
                 service_id=optional_input_id(input.service_id, "Service", field="serviceId"),
             )  # fmt: skip
             return IncidentType.from_model(row)
@@ -106,8 +106,12 @@ class IncidentsMutation:
                 session=session, principal=info.context.principal,
                 incident_id=input_id(input.id, "Incident", field="id"),
                 expected_version=input.expected_version,
-                team_id=optional_input_id(input.team_id, "Team", field="teamId"),
-                assignee_id=optional_input_id(input.assignee_id, "User", field="assigneeId"),
+                team_id=optional_input_id(input.team_id or None, "Team", field="teamId"),
+                assignee_id=optional_input_id(
+                    input.assignee_id or None, "User", field="assigneeId"
+                ),
+                keep_team=input.team_id is strawberry.UNSET,
+                keep_assignee=input.assignee_id is strawberry.UNSET, now=info.context.now(),
             )  # fmt: skip
             return IncidentType.from_model(row)
 
@@ -188,7 +192,7 @@ class IncidentsMutation:
                 incident_id=input_id(input.incident_id, "Incident", field="incidentId"),
                 summary=input.summary, root_cause=input.root_cause, went_well=input.went_well,
                 went_badly=input.went_badly, action_items=input.action_items,
-                expected_version=input.expected_version,
+                expected_version=input.expected_version, now=info.context.now(),
             )  # fmt: skip
             return PostIncidentReviewType(row=row)
 
@@ -205,6 +209,7 @@ class IncidentsMutation:
             row = await incidents.capture_knowledge(
                 session=session, principal=info.context.principal,
                 incident_id=input_id(input.incident_id, "Incident", field="incidentId"),
+                now=info.context.now(),
             )  # fmt: skip
             return ArticleType.from_model(row)
 

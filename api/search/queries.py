@@ -89,8 +89,8 @@ class SearchQuery:
             total_count=results.total,
             facets=SearchFacetsType(
                 **{
-                    name: [FacetValueType.from_value(v) for v in values]
-                    for name, values in results.facets.items()
+                    name: [FacetValueType.from_value(v) for v in results.facets.get(name, [])]
+                    for name in ("category", "service", "tags")
                 }
             ),
             did_you_mean=results.did_you_mean,

@@ -20,6 +20,7 @@ from knowledge.accounts.principal import Principal
 from knowledge.accounts.roles import Role
 from knowledge.db import utcnow
 from knowledge.errors import AuthenticationError, NotFoundError, ValidationError
+from knowledge.validation import aware
 
 TOKEN_PREFIX = "kfx_"  # noqa: S105 - a marker, not a secret
 TOKEN_PATTERN = re.compile(r"^kfx_[A-Za-z0-9_-]{43}$")
@@ -64,6 +65,8 @@ async def create(
             f"your token is scoped to {principal.role.value}; it cannot mint {scope.value}",
             field="role",
         )
+    if expires_at is not None:
+        expires_at = aware(expires_at, field="expiresAt")
     if expires_at is not None and expires_at <= utcnow():
         raise ValidationError("the expiry must be in the future", field="expiresAt")
     name = name.strip() or f"{user.username} token"

@@ -146,7 +146,7 @@ def parse_alertmanager(payload: Any) -> list[Alert]:
                 f"{where}.status: expected firing or resolved", field=f"{where}.status"
             )
         labels = _string_map(item.get("labels"), f"{where}.labels")
-        if "alertname" not in labels:
+        if not labels.get("alertname", "").strip():
             raise ValidationError(f"{where}.labels: alertname is missing", field=f"{where}.labels")
         fingerprint = item.get("fingerprint")
         if fingerprint is None:  # older Alertmanagers: derive it from the label set
@@ -226,7 +226,7 @@ async def ingest(
             report.recovered.append(incident.reference)
         elif incident is not None:
             incident.alert_occurrences += 1
-            await session.flush()
+            await flush_or_conflict(session, what=f"incident {incident.reference}")
             times = incident.alert_occurrences
             await incidents.add_event(
                 session, incident, EventKind.ALERT_FIRED, actor,

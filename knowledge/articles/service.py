@@ -359,7 +359,9 @@ async def _apply(session: AsyncSession, article: Article, draft: ArticleDraft) -
     if draft.title is not None:
         article.title = clean_line(draft.title, field="title", max_length=200)
     if draft.body is not None:
-        article.body = clean_text(draft.body, field="body", max_length=MAX_BODY, required=False)
+        article.body = clean_text(
+            draft.body, field="body", max_length=MAX_BODY, required=False, keep_indent=True
+        )
     if draft.summary is not None:
         article.summary = clean_text(
             draft.summary, field="summary", max_length=MAX_SUMMARY, required=False
@@ -521,16 +523,6 @@ async def transition(
     return article
 
 
-async def delete(*, session: AsyncSession, principal: Principal, article_id: int) -> None:
-    """Only drafts that were never published may be deleted; the rest are retired."""
-    principal.require(CURATOR, "Deleting articles")
-    article = await get(session=session, principal=principal, article_id=article_id)
-    if article.status is not ArticleStatus.DRAFT or article.published_at is not None:
-        raise InvalidTransitionError("only never-published drafts can be deleted", field="id")
-    await session.delete(article)
-    await record(session=session, entity_type="article", entity_id=article_id, op=OutboxOp.DELETE)
-
-
 # --- revisions -----------------------------------------------------------------------
 
 
@@ -598,6 +590,8 @@ async def rate(
     if article.status is not ArticleStatus.PUBLISHED:
         raise InvalidTransitionError("only published articles can be rated", field="articleId")
     comment = clean_text(comment, field="comment", max_length=2000, required=False)
+    # One vote per user: serialise raters of this article (PostgreSQL; SQLite already is).
+    await session.execute(sa.select(Article.id).where(Article.id == article_id).with_for_update())
     if incident_id is not None and await session.get(Incident, incident_id) is None:
         raise NotFoundError(f"no incident with id {incident_id}", field="incidentId")
     feedback = await session.scalar(

@@ -39,12 +39,13 @@ from knowledge.incidents.models import (
     LinkRelation,
     ResolutionCode,
 )
-from knowledge.incidents.priority import priority_for
+from knowledge.incidents.policy import IncidentPolicy
 from knowledge.known_errors.models import KnownError, KnownErrorService, KnownErrorStatus
 from knowledge.numbering import next_number
 from knowledge.outbox.service import record
 
 DEV_ADMIN_USERNAME = "admin"
+POLICY = IncidentPolicy()
 
 
 @dataclasses.dataclass
@@ -221,7 +222,7 @@ async def _load_incident(
         status=IncidentStatus.RESOLVED,
         impact=impact,
         urgency=urgency,
-        priority=priority_for(impact, urgency),
+        priority=POLICY.priority(impact, urgency),
         category=item["category"],
         service_id=services[item["service"]].id,
         assignee_id=assignee.id,
@@ -234,6 +235,7 @@ async def _load_incident(
         resolution_notes=item["resolution_notes"],
         error_text=item.get("error_text") or "",
     )
+    incident.response_due_at, incident.resolution_due_at = POLICY.due(incident.priority, detected)
     session.add(incident)
     await session.flush()
     events = [

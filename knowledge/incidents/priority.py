@@ -1,7 +1,6 @@
-"""Priority from impact and urgency (the ITIL 3x3 matrix).
+"""The default priority matrix (ITIL 3x3): P1 is the most pressing.
 
-P1 is the most pressing. The default matrix is the usual one; deployments can
-pass their own.
+Deployments can replace entries (``knowledge.incidents.policy``).
 """
 
 from __future__ import annotations
@@ -23,7 +22,3 @@ DEFAULT_MATRIX: Matrix = {
     (Level.LOW, Level.MEDIUM): 4,
     (Level.LOW, Level.LOW): 5,
 }
-
-
-def priority_for(impact: Level, urgency: Level, matrix: Matrix = DEFAULT_MATRIX) -> int:
-    return matrix[(impact, urgency)]

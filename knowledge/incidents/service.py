@@ -89,6 +89,8 @@ def sla_of(incident: Incident, now: dt.datetime) -> Sla:
     """Breached when the target passed before the thing happened (or it still has not)."""
 
     def late(due: dt.datetime | None, done: dt.datetime | None) -> bool:
+        if incident.status is IncidentStatus.CANCELLED and done is None:
+            return False  # no service to restore: targets no longer apply
         return due is not None and (done or now) > due
 
     return Sla(
@@ -101,7 +103,8 @@ def sla_of(incident: Incident, now: dt.datetime) -> Sla:
 
 def _breached_clause(now: dt.datetime) -> sa.ColumnElement[bool]:
     def late(due: Any, done: Any) -> sa.ColumnElement[bool]:
-        return sa.and_(due.is_not(None), sa.func.coalesce(done, now) > due)
+        open_or_done = sa.or_(Incident.status != IncidentStatus.CANCELLED, done.is_not(None))
+        return sa.and_(due.is_not(None), open_or_done, sa.func.coalesce(done, now) > due)
 
     return sa.or_(
         late(Incident.response_due_at, Incident.acknowledged_at),
@@ -330,6 +333,7 @@ async def classify(
     urgency: Level | None = None,
     category: str | None = None,
     service_id: int | None = None,
+    now: dt.datetime | None = None,
 ) -> Incident:
     """Classify: impact and urgency give the priority (and the SLA due times)."""
     incident = await _editable(session, principal, incident_id, expected_version,
@@ -351,7 +355,7 @@ async def classify(
     await add_event(
         session, incident, EventKind.CLASSIFIED, principal,
         f"P{incident.priority} ({incident.impact.value} impact, {incident.urgency.value} urgency)",
-        {"priority_before": before[0], "priority": incident.priority},
+        {"priority_before": before[0], "priority": incident.priority}, at=now,
     )  # fmt: skip
     return incident
 
@@ -364,7 +368,11 @@ async def assign(
     expected_version: int,
     team_id: int | None,
     assignee_id: int | None,
+    keep_team: bool = False,
+    keep_assignee: bool = False,
+    now: dt.datetime | None = None,
 ) -> Incident:
+    """Assess: set the team and the responder (``keep_*`` leaves one as it is)."""
     incident = await _editable(session, principal, incident_id, expected_version,
                                "Assigning incidents")  # fmt: skip
     if incident.status not in OPEN:
@@ -372,14 +380,20 @@ async def assign(
             f"a {incident.status.value} incident cannot be reassigned", field="id"
         )
     await _check_refs(session, team_id=team_id, assignee_id=assignee_id)
-    assignee = await session.get(User, assignee_id) if assignee_id else None
-    if assignee is not None and not assignee.role.includes(RESPONDER):
-        raise ValidationError(f"{assignee.username} is not a responder", field="assigneeId")
-    incident.team_id, incident.assignee_id = team_id, assignee_id
+    if not keep_assignee and assignee_id is not None:
+        newcomer = await session.get(User, assignee_id)
+        if newcomer is not None and not newcomer.role.includes(RESPONDER):
+            raise ValidationError(f"{newcomer.username} is not a responder", field="assigneeId")
+    if not keep_team:
+        incident.team_id = team_id
+    if not keep_assignee:
+        incident.assignee_id = assignee_id
     await flush_or_conflict(session, what=f"incident {incident.reference}")
+    assignee = await session.get(User, incident.assignee_id) if incident.assignee_id else None
     who = assignee.display_name if assignee else "nobody"
     await add_event(session, incident, EventKind.ASSIGNED, principal, f"Assigned to {who}",
-                    {"team_id": team_id, "assignee_id": assignee_id})  # fmt: skip
+                    {"team_id": incident.team_id, "assignee_id": incident.assignee_id},
+                    at=now)  # fmt: skip
     return incident
 
 
@@ -518,6 +532,13 @@ async def reopen(
     incident.status = IncidentStatus.IN_PROGRESS
     incident.resolved_at = None
     incident.reopen_count += 1
+    # What resolved it did not hold: it must not count for the article any more.
+    await session.execute(
+        sa.delete(IncidentLink).where(
+            IncidentLink.incident_id == incident.id,
+            IncidentLink.relation.in_([LinkRelation.RESOLVED_BY, LinkRelation.DUPLICATE_OF]),
+        )
+    )
     await flush_or_conflict(session, what=f"incident {incident.reference}")
     await add_event(session, incident, EventKind.REOPENED, principal, reason, at=now)
     await record(session=session, entity_type="incident", entity_id=incident.id)
@@ -535,6 +556,7 @@ async def save_review(
     went_badly: str = "",
     action_items: Sequence[str] = (),
     expected_version: int | None = None,
+    now: dt.datetime | None = None,
 ) -> PostIncidentReview:
     """Review: a post-incident review of a resolved P1 or P2 incident."""
     principal.require(RESPONDER, "Writing post-incident reviews")
@@ -564,12 +586,12 @@ async def save_review(
                                    required=False)  # fmt: skip
     review.action_items = [clean_line(a, field="actionItems", max_length=500) for a in action_items]
     await flush_or_conflict(session, what="the review")
-    await add_event(session, incident, EventKind.REVIEWED, principal, review.summary[:200])
+    await add_event(session, incident, EventKind.REVIEWED, principal, review.summary[:200], at=now)
     return review
 
 
 async def capture_knowledge(
-    *, session: AsyncSession, principal: Principal, incident_id: int
+    *, session: AsyncSession, principal: Principal, incident_id: int, now: dt.datetime | None = None
 ) -> Article:
     """Draft an article from a resolved incident that no article resolved, and put
     it in the review queue for a knowledge manager."""
@@ -617,5 +639,5 @@ async def capture_knowledge(
                              article_id=article.id, created_by_id=principal.user_id))  # fmt: skip
     await add_event(session, incident, EventKind.LINKED, principal,
                     f"Knowledge captured as draft article {article.slug}",
-                    {"article_id": article.id})  # fmt: skip
+                    {"article_id": article.id}, at=now)  # fmt: skip
     return article

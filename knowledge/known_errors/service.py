@@ -165,7 +165,7 @@ async def _apply(session: AsyncSession, known_error: KnownError, draft: KnownErr
                 for s in draft.error_signatures
             )
         )
-    await session.flush()
+    await flush_or_conflict(session, what=f"known error {known_error.key}")
     if draft.service_ids is not None:
         wanted = list(dict.fromkeys(draft.service_ids))
         found = set(await session.scalars(sa.select(Service.id).where(Service.id.in_(wanted))))

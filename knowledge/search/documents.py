@@ -90,7 +90,3 @@ def incident_document(incident: Incident, services: Sequence[str]) -> Document:
         "body": "",
         "signatures": incident.error_text,
     }
-
-
-def document_text(document: Document, field: str) -> str:
-    return str(document.get(field) or "")

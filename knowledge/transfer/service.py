@@ -318,7 +318,7 @@ def _normalised_article(f: dict[str, Any], slug: str) -> dict[str, Any]:
         "known_error": f.get("known_error"),
         "error_signatures": list(dict.fromkeys(s.strip() for s in f.get("error_signatures") or [])),
         "sources": list(dict.fromkeys(s.strip() for s in f.get("sources") or [])),
-        "body": str(f.get("body") or "").strip(),
+        "body": str(f.get("body") or "").rstrip().lstrip("\r\n"),
     }
 
 
@@ -344,7 +344,7 @@ async def export_article(session: AsyncSession, article: Article) -> dict[str, A
         "known_error": key,
         "error_signatures": list(article.error_signatures),
         "sources": list(article.sources),
-        "body": article.body.strip(),
+        "body": article.body.rstrip().lstrip("\r\n"),  # as clean_text(keep_indent) stores it
     }
 
 

@@ -609,6 +609,16 @@ async def test_deeply_nested_json_is_refused_as_a_bad_body(
     assert await stored(db) == before
 
 
+async def test_an_integer_too_long_to_parse_is_refused_as_a_bad_body(
+    http: httpx.AsyncClient, source: Source, db: Database
+) -> None:
+    before = await stored(db)
+    body = b'{"version": "4", "status": "firing", "x": ' + b"9" * 5000 + b"}"
+    reply = await post(http, source.token, body)
+    assert reply.status_code == 400
+    assert await stored(db) == before
+
+
 async def test_a_body_over_one_megabyte_is_refused_as_too_large(
     http: httpx.AsyncClient, client: GraphQLClient, source: Source, clock: ManualClock, db: Database
 ) -> None:

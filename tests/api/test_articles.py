@@ -409,3 +409,29 @@ async def test_retired_articles_stay_readable_by_id(client: GraphQLClient, db: D
     await move(db, article_id, Transition.PUBLISH, Transition.RETIRE)
     article = (await client(ARTICLE, {"id": to_global_id("Article", article_id)})).data["article"]
     assert article["status"] == ArticleStatus.RETIRED.value.upper()
+
+
+async def test_a_body_keeps_its_leading_indentation(
+    client: GraphQLClient, responder: Account
+) -> None:
+    body = "    $ kubectl get pods\n    NAME   READY\n\nThen restart."
+    created = await client(
+        CREATE, {"input": {"title": "Indented", "body": body}}, token=responder.token
+    )
+    assert created.data["createArticle"]["body"] == body
+    assert "<pre><code>$ kubectl get pods" in created.data["createArticle"]["bodyHtml"]
+
+
+async def test_concurrent_votes_by_one_user_count_once(
+    client: GraphQLClient, db: Database, accounts: Accounts
+) -> None:
+    article_id = await draft_article(db)
+    await move(db, article_id, Transition.PUBLISH)
+    gid = to_global_id("Article", article_id)
+    voter = await accounts.create(Role.VIEWER)
+    rate = (
+        "mutation($id: ID!) { rateArticle(input: {articleId: $id, helpful: true}) { __typename } }"
+    )
+    await asyncio.gather(*(client(rate, {"id": gid}, token=voter.token) for _ in range(4)))
+    stats = (await client(ARTICLE, {"id": gid})).data["article"]["stats"]
+    assert stats["helpful"] == 1

@@ -235,3 +235,13 @@ async def test_someone_elses_token_cannot_be_revoked_or_probed(
     reply = (await client(revoke, variables, token=intruder.token)).data
     assert reply["revokeApiToken"]["__typename"] == "NotFoundError"
     assert (await client(ME, token=owner.token)).data["me"]["isAuthenticated"] is True
+
+
+async def test_a_token_expiry_without_an_offset_is_refused(
+    client: GraphQLClient, accounts: Accounts
+) -> None:
+    admin = await accounts.create(Role.ADMIN)
+    mint = """mutation { createApiToken(input: {expiresAt: "2099-01-01T00:00:00"}) {
+                __typename ... on Error { field } } }"""
+    result = (await client(mint, token=admin.token)).data["createApiToken"]
+    assert result == {"__typename": "ValidationError", "field": "input.expiresAt"}

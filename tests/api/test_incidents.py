@@ -484,3 +484,56 @@ async def test_metrics_are_served_over_graphql(
         query, {"w": {"start": "2026-01-01T00:00:00", "end": "2026-01-02T00:00:00"}}
     )
     assert naive.error_codes == ["BAD_USER_INPUT"]
+
+
+async def test_cancelled_incidents_do_not_count_as_breached(
+    client: GraphQLClient, responder: Account, clock: ManualClock
+) -> None:
+    incident = await report(client, responder.token, impact="HIGH", urgency="HIGH")
+    await call(
+        client, STATUS, responder.token, id=incident["id"], expectedVersion=1, status="CANCELLED"
+    )
+    clock.advance(days=2)
+    stored = (await client(INCIDENT, {"id": incident["id"]})).data["incident"]
+    assert stored["sla"]["breached"] is False
+    breached = await client("{ incidents(filter: {breached: true}) { nodes { number } } }")
+    assert breached.data["incidents"]["nodes"] == []
+
+
+async def test_reopening_forgets_what_did_not_resolve_it(
+    client: GraphQLClient, db: Database, responder: Account
+) -> None:
+    fix = await published_article(db, "Restart the cache", "## Resolution\nRestart it.")
+    incident = await report(client, responder.token)
+    await call(client, RESOLVE, responder.token, id=incident["id"], expectedVersion=1, code="FIXED",
+               notes="n", resolvedBy={"articleId": to_global_id("Article", fix)})  # fmt: skip
+    reopened = await call(
+        client, REOPEN, responder.token, id=incident["id"], expectedVersion=2, reason="Back"
+    )
+    assert reopened["links"] == []
+    stats = await client(
+        f'{{ article(id: "{to_global_id("Article", fix)}") {{ stats {{ resolvedIncidents }} }} }}'
+    )
+    assert stats.data["article"]["stats"] == {"resolvedIncidents": 0}
+
+
+async def test_assigning_a_team_keeps_the_responder_unless_cleared(
+    client: GraphQLClient, responder: Account, accounts: Accounts
+) -> None:
+    admin = await accounts.create(Role.ADMIN)
+    team = (await client('mutation { createTeam(input: {slug: "db", name: "DB"}) { ... on Team { id } } }',
+                         token=admin.token)).data["createTeam"]["id"]  # fmt: skip
+    incident = await report(client, responder.token)
+    me = to_global_id("User", responder.id)
+    first = await call(
+        client, ASSIGN, responder.token, id=incident["id"], expectedVersion=1, assigneeId=me
+    )
+    second = await call(
+        client, ASSIGN, responder.token, id=incident["id"], expectedVersion=2, teamId=team
+    )
+    assert (second["team"], second["assignee"]) == ({"slug": "db"}, {"username": "rosa"})
+    cleared = await call(
+        client, ASSIGN, responder.token, id=incident["id"], expectedVersion=3, assigneeId=None
+    )
+    assert (cleared["team"], cleared["assignee"]) == ({"slug": "db"}, None)
+    assert first["assignee"] == {"username": "rosa"}

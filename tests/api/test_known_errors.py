@@ -147,3 +147,16 @@ async def test_articles_link_to_the_known_error_they_document(
     assert (await client(query)).data["knownError"]["articles"] == []
     unlinked = await client(link, {"a": article_id, "k": None}, token=manager.token)
     assert unlinked.data["linkArticleToKnownError"]["knownError"] is None
+
+
+async def test_concurrent_updates_from_one_version_let_exactly_one_win(
+    client: GraphQLClient, manager: Account
+) -> None:
+    created = await create(client, manager.token)
+    results = await asyncio.gather(*(
+        client(UPDATE, {"input": {"id": created["id"], "expectedVersion": 1, "workaround": f"w{n}"}},
+               token=manager.token)
+        for n in range(4)
+    ))  # fmt: skip
+    kinds = sorted(r.data["updateKnownError"]["__typename"] for r in results)
+    assert kinds == ["ConflictError"] * 3 + ["KnownError"]

@@ -253,3 +253,10 @@ async def test_a_new_article_becomes_searchable_once_published(
                  {"id": article_id}, token=manager.token)  # fmt: skip
     await app.state.indexer.catch_up()
     assert slugs(await search(client, "zookeeper")) == ["zookeeper-session-expired"]
+
+
+async def test_a_search_that_asks_for_no_facets_still_answers(
+    client: GraphQLClient, indexed: Database
+) -> None:
+    reply = await client('{ search(query: "disk quota") { totalCount edges { cursor } } }')
+    assert reply.data["search"]["totalCount"] >= 2
