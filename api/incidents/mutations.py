@@ -89,9 +89,12 @@ class IncidentsMutation:
         if not isinstance(result, IncidentType):
             return result
         incident = result.row
+        if ctx.index is None or not ctx.index.is_open:
+            # The classification is committed; without an index there is nothing to suggest.
+            return ClassifiedIncidentType(incident=result, suggestions=[])
         async with ctx.read() as session:
             hits = await suggestions.suggest(
-                session=session, principal=ctx.principal, index=ctx.search_index(),
+                session=session, principal=ctx.principal, index=ctx.index,
                 title=incident.title, description=incident.description,
                 error_text=incident.error_text,
             )  # fmt: skip

@@ -221,7 +221,7 @@ async def ingest(
             ended = alert.ends_at.isoformat() if alert.ends_at else None
             await incidents.add_event(
                 session, incident, EventKind.ALERT_RESOLVED, actor, f"{alert.name} recovered",
-                {"fingerprint": alert.fingerprint, "ends_at": ended}, at=now,
+                {"fingerprint": alert.fingerprint, "ends_at": ended, "source": source.slug}, at=now,
             )  # fmt: skip
             report.recovered.append(incident.reference)
         elif incident is not None:
@@ -230,7 +230,8 @@ async def ingest(
             times = incident.alert_occurrences
             await incidents.add_event(
                 session, incident, EventKind.ALERT_FIRED, actor,
-                f"{alert.name} fired again ({times} times)", {"fingerprint": alert.fingerprint},
+                f"{alert.name} fired again ({times} times)",
+                {"fingerprint": alert.fingerprint, "source": source.slug},
                 at=now,
             )  # fmt: skip
             report.deduplicated.append(incident.reference)
@@ -251,7 +252,7 @@ async def ingest(
                 detected_at=min(alert.starts_at, now), alert_fingerprint=alert.fingerprint,
             )  # fmt: skip
             await incidents.add_event(session, incident, EventKind.ALERT_FIRED, actor,
-                                      f"{alert.name} fired", {"fingerprint": alert.fingerprint},
+                                      f"{alert.name} fired", {"fingerprint": alert.fingerprint, "source": source.slug},
                                       at=now)  # fmt: skip
             report.opened.append(incident.reference)
     return report
