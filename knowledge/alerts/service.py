@@ -251,8 +251,9 @@ async def ingest(
                 service_id=services.get(service, source.default_service_id),
                 detected_at=min(alert.starts_at, now), alert_fingerprint=alert.fingerprint,
             )  # fmt: skip
-            await incidents.add_event(session, incident, EventKind.ALERT_FIRED, actor,
-                                      f"{alert.name} fired", {"fingerprint": alert.fingerprint, "source": source.slug},
-                                      at=now)  # fmt: skip
+            await incidents.add_event(
+                session, incident, EventKind.ALERT_FIRED, actor, f"{alert.name} fired",
+                {"fingerprint": alert.fingerprint, "source": source.slug}, at=now,
+            )  # fmt: skip
             report.opened.append(incident.reference)
     return report
