@@ -224,7 +224,9 @@ def _run(
                 for name, field in FACETS.items()
             }
         )
-        total = len(results)
+        # Without facets Whoosh skips blocks, and len() then re-counts the query without
+        # the visibility filter (drafts included); count the filtered matches instead.
+        total = len(results) if with_facets else len(results.docs())
     return hits, total, facet_values, suggestion, plain
 
 

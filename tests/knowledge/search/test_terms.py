@@ -65,3 +65,31 @@ async def test_facets_are_only_counted_when_asked_for(db: Database, tmp_path: Pa
         assert [h.entity.id for h in without.hits] == [h.entity.id for h in with_.hits]
     finally:
         await indexer.stop()
+
+
+async def test_totals_count_only_what_the_caller_may_see_with_or_without_facets(
+    db: Database, tmp_path: Path
+) -> None:
+    indexer = await seeded(db, tmp_path / "index")
+    try:
+        async with db.transaction() as session:
+            await articles.create(session=session, principal=SYSTEM,
+                                  draft=ArticleDraft(title="Generic outage draft", body="outage"))  # fmt: skip
+        await indexer.catch_up()
+        async with db.read() as session:
+            totals = [
+                (
+                    await search.search(
+                        session=session,
+                        principal=ANONYMOUS_VIEWER,
+                        index=indexer.index,
+                        text="outage",
+                        first=1,
+                        with_facets=facets,
+                    )
+                ).total  # fmt: skip
+                for facets in (True, False)
+            ]
+        assert totals == [8, 8]
+    finally:
+        await indexer.stop()
