@@ -87,7 +87,7 @@ async def test_totals_count_only_what_the_caller_may_see_with_or_without_facets(
                         first=1,
                         with_facets=facets,
                     )
-                ).total  # fmt: skip
+                ).total
                 for facets in (True, False)
             ]
         assert totals == [8, 8]
