@@ -10,7 +10,8 @@ failing with "database is locked" when a deferred read lock is upgraded
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -94,6 +95,14 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
     # Every datetime column is an aware UTC timestamp, including Optional ones.
     type_annotation_map = {dt.datetime: UTCDateTime()}
+
+
+def grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
+    """``(key, value)`` rows as lists per key (for DataLoader batch functions)."""
+    result: dict[int, list[Any]] = defaultdict(list)
+    for key, value in rows:
+        result[key].append(value)
+    return result
 
 
 def str_enum(enum_cls: type[Any], name: str) -> sa.Enum:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -11,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from knowledge.accounts.models import Team, TeamMembership, User
 from knowledge.accounts.principal import Principal
 from knowledge.accounts.roles import Role
-from knowledge.db import flush_or_conflict
+from knowledge.db import flush_or_conflict, grouped
 from knowledge.errors import NotFoundError
 from knowledge.pagination import Page, fetch_page
 from knowledge.validation import (
@@ -193,10 +192,7 @@ async def teams_of_users(
         .where(TeamMembership.user_id.in_(set(user_ids)))
         .order_by(Team.id)
     )
-    result: dict[int, list[Team]] = defaultdict(list)
-    for user_id, team in rows:
-        result[user_id].append(team)
-    return result
+    return grouped(rows)
 
 
 async def members_of_teams(
@@ -208,7 +204,4 @@ async def members_of_teams(
         .where(TeamMembership.team_id.in_(set(team_ids)))
         .order_by(User.id)
     )
-    result: dict[int, list[User]] = defaultdict(list)
-    for team_id, user in rows:
-        result[team_id].append(user)
-    return result
+    return grouped(rows)

@@ -16,7 +16,6 @@ import difflib
 import enum
 import re
 import unicodedata
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +34,7 @@ from knowledge.articles.models import (
     ArticleTag,
 )
 from knowledge.catalog.models import Service
-from knowledge.db import flush_or_conflict, utcnow
+from knowledge.db import flush_or_conflict, grouped, utcnow
 from knowledge.errors import (
     AuthenticationError,
     InvalidTransitionError,
@@ -230,10 +229,7 @@ async def tags_of(*, session: AsyncSession, article_ids: Sequence[int]) -> dict[
         .where(ArticleTag.article_id.in_(set(article_ids)))
         .order_by(ArticleTag.tag)
     )
-    result: dict[int, list[str]] = defaultdict(list)
-    for article_id, tag in rows:
-        result[article_id].append(tag)
-    return result
+    return grouped(rows)
 
 
 async def services_of(
@@ -245,10 +241,7 @@ async def services_of(
         .where(ArticleService.article_id.in_(set(article_ids)))
         .order_by(Service.id)
     )
-    result: dict[int, list[Service]] = defaultdict(list)
-    for article_id, service in rows:
-        result[article_id].append(service)
-    return result
+    return grouped(rows)
 
 
 async def stats_of(*, session: AsyncSession, article_ids: Sequence[int]) -> dict[int, ArticleStats]:

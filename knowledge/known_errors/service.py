@@ -18,7 +18,7 @@ from knowledge.accounts.roles import Role
 from knowledge.articles import service as articles
 from knowledge.articles.models import Article
 from knowledge.catalog.models import Service
-from knowledge.db import flush_or_conflict
+from knowledge.db import flush_or_conflict, grouped
 from knowledge.errors import InvalidTransitionError, NotFoundError, ValidationError
 from knowledge.known_errors.models import KnownError, KnownErrorService, KnownErrorStatus
 from knowledge.numbering import next_number, raise_counter
@@ -117,10 +117,7 @@ async def services_of(
         .where(KnownErrorService.known_error_id.in_(set(known_error_ids)))
         .order_by(Service.id)
     )
-    result: dict[int, list[Service]] = defaultdict(list)
-    for known_error_id, service in rows:
-        result[known_error_id].append(service)
-    return result
+    return grouped(rows)
 
 
 async def articles_of(

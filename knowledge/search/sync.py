@@ -21,11 +21,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from knowledge.articles.models import Article, ArticleService, ArticleTag
+from knowledge.articles import service as articles
+from knowledge.articles.models import Article
 from knowledge.catalog.models import Service
 from knowledge.db import Database
 from knowledge.incidents.models import Incident, IncidentStatus
-from knowledge.known_errors.models import KnownError, KnownErrorService
+from knowledge.known_errors import service as known_errors
+from knowledge.known_errors.models import KnownError
 from knowledge.outbox.cursor import GapTracker, default_gap_timeout
 from knowledge.outbox.models import OutboxEntry
 from knowledge.search.documents import (
@@ -44,45 +46,20 @@ SEARCHABLE_INCIDENTS = (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
 BATCH = 500
 
 
-async def _slugs_by(
-    session: AsyncSession, link: type[ArticleService] | type[KnownErrorService], ids: Sequence[int]
-) -> dict[int, list[str]]:
-    owner = link.article_id if link is ArticleService else link.known_error_id  # type: ignore[union-attr]
-    rows = await session.execute(
-        sa.select(owner, Service.slug)
-        .join(Service, Service.id == link.service_id)
-        .where(owner.in_(ids))
-        .order_by(Service.slug)
-    )
-    result: dict[int, list[str]] = defaultdict(list)
-    for owner_id, slug in rows:
-        result[owner_id].append(slug)
-    return result
-
-
 async def load_documents(
     session: AsyncSession, kind: str, ids: Sequence[int]
 ) -> tuple[list[Document], list[str]]:
     """Current documents for these entities, and the keys to delete (gone or unsearchable)."""
     found: list[Document] = []
     if kind == "article":
-        articles = list(await session.scalars(sa.select(Article).where(Article.id.in_(ids))))
-        article_ids = [a.id for a in articles]
-        tags: dict[int, list[str]] = defaultdict(list)
-        for article_id, tag in await session.execute(
-            sa.select(ArticleTag.article_id, ArticleTag.tag)
-            .where(ArticleTag.article_id.in_(article_ids))
-            .order_by(ArticleTag.tag)
-        ):
-            tags[article_id].append(tag)
-        services = await _slugs_by(session, ArticleService, article_ids)
-        found = [article_document(a, tags[a.id], services[a.id]) for a in articles]
+        rows = list(await session.scalars(sa.select(Article).where(Article.id.in_(ids))))
+        tags = await articles.tags_of(session=session, article_ids=ids)
+        services = await articles.services_of(session=session, article_ids=ids)
+        found = [article_document(a, tags[a.id], [s.slug for s in services[a.id]]) for a in rows]
     elif kind == "known_error":
-        known_errors = list(
-            await session.scalars(sa.select(KnownError).where(KnownError.id.in_(ids)))
-        )
-        services = await _slugs_by(session, KnownErrorService, [k.id for k in known_errors])
-        found = [known_error_document(k, services[k.id]) for k in known_errors]
+        errors = list(await session.scalars(sa.select(KnownError).where(KnownError.id.in_(ids))))
+        linked = await known_errors.services_of(session=session, known_error_ids=ids)
+        found = [known_error_document(k, [s.slug for s in linked[k.id]]) for k in errors]
     elif kind == "incident":
         incidents = list(
             await session.scalars(
