@@ -348,6 +348,39 @@ def cmd_alert_source_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from knowledge.evaluation import service as evaluation
+
+    try:
+        ks = sorted({int(k) for k in args.k.split(",") if k.strip()})
+    except ValueError:
+        raise ConfigError("--k", f"expected numbers like 1,3,5,10, got {args.k!r}") from None
+    if not ks or ks[0] < 1:
+        raise ConfigError("--k", "expected positive numbers like 1,3,5,10")
+    reports = asyncio.run(
+        evaluation.run(
+            article_files=[Path(a) for a in args.articles],
+            incidents_file=Path(args.incidents),
+            mode=args.mode,
+            ks=ks,
+            replay=args.replay,
+            baseline=args.baseline,
+        )
+    )
+    if args.json:
+        _out(json.dumps([r.to_json() for r in reports], indent=2))
+        return 0
+    header = f"{'engine':<10} {'mode':<6} " + " ".join(f"{'R@' + str(k):>6}" for k in ks)
+    _out(header + f" {'MRR':>6} {'p50 ms':>8} {'p95 ms':>8}  ({reports[0].incidents} incidents)")
+    for r in reports:
+        recall = " ".join(f"{r.recall[k]:>6.3f}" for k in ks)
+        _out(f"{r.engine:<10} {r.mode:<6} {recall} {r.mrr:>6.3f} "
+             f"{r.latency_ms_p50:>8.1f} {r.latency_ms_p95:>8.1f}")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="knownfix", description="Incident knowledge platform")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -407,6 +440,16 @@ def build_parser() -> argparse.ArgumentParser:
     exporting = with_database(commands.add_parser("export", help="write the knowledge base out"))
     exporting.add_argument("directory")
     exporting.set_defaults(handler=cmd_export)
+
+    evaluate = commands.add_parser("eval", help="measure suggestions on labelled incidents")
+    evaluate.add_argument("--articles", action="append", required=True, help="JSON Lines; repeat")
+    evaluate.add_argument("--incidents", required=True, help="labelled incidents, JSON Lines")
+    evaluate.add_argument("--mode", choices=("full", "title"), default="full")
+    evaluate.add_argument("--replay", action="store_true", help="learn from earlier incidents")
+    evaluate.add_argument("--baseline", action="store_true", help="plain Whoosh side by side")
+    evaluate.add_argument("--k", default="1,3,5,10", help="cut-offs for Recall@k")
+    evaluate.add_argument("--json", action="store_true", help="machine-readable output")
+    evaluate.set_defaults(handler=cmd_eval)
 
     sources = commands.add_parser("alert-source", help="alert webhooks").add_subparsers(
         dest="source_command", required=True, metavar="ACTION"

@@ -35,7 +35,7 @@ from knowledge.search.documents import (
 )
 from knowledge.search.index import SearchIndex
 from knowledge.search.query import MAX_QUERY_LENGTH, parse, plain_words
-from knowledge.search.schema import HIGHLIGHT_FIELDS, KINDS
+from knowledge.search.schema import HIGHLIGHT_FIELDS, KINDS, TEXT_FIELDS
 
 FACETS = {"category": "category", "service": "services", "tags": "tags"}
 MAX_OFFSET = 1000
@@ -160,17 +160,22 @@ def informative_words(index: SearchIndex, text: str, keep: int = MAX_TERMS) -> s
     if len(words) <= keep or syntax:
         return text
     analyzer = index.schema["body"].analyzer
-    reader = index.searcher().reader()
+    with index.reading():
+        reader = index.searcher().reader()
+        return _rarest(words, keep, analyzer, reader)
 
+
+def _rarest(words: list[str], keep: int, analyzer: Any, reader: Any) -> str:
     def frequency(word: str) -> int:
         tokens = [t.text for t in analyzer(word)]
         if not tokens:
             return 1 << 40  # a stop word: the least informative of all
-        return sum(
-            reader.doc_frequency(f, t) for f in ("title", "body", "symptoms") for t in tokens
-        )
+        return sum(reader.doc_frequency(f, t) for f in TEXT_FIELDS if f != "tags" for t in tokens)
 
-    ranked = sorted(words, key=frequency)[:keep]
+    # Words no document contains cannot match: rank only the ones that can.
+    frequencies = {w: frequency(w) for w in words}
+    useful = [w for w in words if 0 < frequencies[w] < 1 << 40]
+    ranked = set(sorted(useful, key=frequencies.__getitem__)[:keep])
     return " ".join(w for w in words if w in ranked)
 
 
@@ -179,7 +184,12 @@ _SYNTAX = re.compile(r'["()~]|(?:^|\s)[+-]\w')
 
 
 def _run(
-    index: SearchIndex, text: str, visible: q.Query, limit: int, with_facets: bool
+    index: SearchIndex,
+    text: str,
+    visible: q.Query,
+    limit: int,
+    with_facets: bool,
+    max_terms: int = MAX_TERMS,
 ) -> tuple[list[_RawHit], int, dict[str, list[FacetValue]], str | None, bool]:
     schema = index.schema
     facets = sorting.Facets()
@@ -194,7 +204,7 @@ def _run(
         )
 
     with index.reading():
-        parsed, plain = parse(schema, informative_words(index, text))
+        parsed, plain = parse(schema, informative_words(index, text, max_terms))
         results = execute(parsed)
         suggestion = None
         if results.is_empty() and not isinstance(parsed, q.Every):
@@ -289,6 +299,7 @@ async def search(
     first: int | None = None,
     offset: int = 0,
     with_facets: bool = True,
+    max_terms: int = MAX_TERMS,
 ) -> SearchResults:
     principal.require(Role.VIEWER, "Searching")
     if len(text) > MAX_QUERY_LENGTH:
@@ -298,7 +309,7 @@ async def search(
         raise ValidationError(f"results go {MAX_OFFSET} deep at most", field="after")
     visible = _visibility(principal, filter or SearchFilter())
     raw, total, facets, suggestion, plain = await asyncio.to_thread(
-        _run, index, text, visible, offset + size + 1, with_facets
+        _run, index, text, visible, offset + size + 1, with_facets, max_terms
     )
     page = raw[offset : offset + size]
     rows = await _hydrate(session, principal, page)

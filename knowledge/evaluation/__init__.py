@@ -1,0 +1,1 @@
+"""Measuring suggestion quality on labelled incidents (``knownfix eval``)."""
