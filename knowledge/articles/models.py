@@ -74,6 +74,11 @@ class ArticleRevision(Base):
     body: Mapped[str] = mapped_column(sa.Text, default="")
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     change_note: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    # Everything else an edit can change (kind, category, tags, services, ...), as text,
+    # so that two revisions can be diffed field by field.
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        sa.JSON, default=dict, server_default=sa.text("'{}'")
+    )
     created_at: Mapped[created_at]
 
 

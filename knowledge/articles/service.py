@@ -393,7 +393,17 @@ async def _apply_links(session: AsyncSession, article: Article, draft: ArticleDr
         session.add_all(ArticleService(article_id=article.id, service_id=s) for s in services)
 
 
-def _snapshot(article: Article, author_id: int | None, note: str) -> ArticleRevision:
+SNAPSHOT_TEXT = ("title", "summary", "body")
+
+
+async def _snapshot(
+    session: AsyncSession, article: Article, author_id: int | None, note: str
+) -> ArticleRevision:
+    tags = (await tags_of(session=session, article_ids=[article.id]))[article.id]
+    services = (await services_of(session=session, article_ids=[article.id]))[article.id]
+    known_error = (
+        await session.get(KnownError, article.known_error_id) if article.known_error_id else None
+    )
     return ArticleRevision(
         article_id=article.id,
         number=article.current_revision,
@@ -402,6 +412,15 @@ def _snapshot(article: Article, author_id: int | None, note: str) -> ArticleRevi
         body=article.body,
         author_id=author_id,
         change_note=note,
+        attributes={
+            "kind": article.kind.value,
+            "category": article.category or "",
+            "tags": "\n".join(sorted(tags)),
+            "services": "\n".join(sorted(s.slug for s in services)),
+            "known_error": known_error.key if known_error else "",
+            "error_signatures": "\n".join(article.error_signatures),
+            "sources": "\n".join(article.sources),
+        },
     )
 
 
@@ -431,7 +450,8 @@ async def create(
     session.add(article)
     await flush_or_conflict(session, what=f"article {chosen!r}", field="slug")
     await _apply_links(session, article, draft)
-    session.add(_snapshot(article, principal.user_id, note or "Created"))
+    await session.flush()
+    session.add(await _snapshot(session, article, principal.user_id, note or "Created"))
     await record(session=session, entity_type="article", entity_id=article.id)
     await session.flush()
     return article
@@ -463,7 +483,7 @@ async def update(
     article.current_revision += 1
     article.updated_at = utcnow()  # tags and services alone would not touch the row
     await flush_or_conflict(session, what=f"article {article.slug}")
-    session.add(_snapshot(article, principal.user_id, note))
+    session.add(await _snapshot(session, article, principal.user_id, note))
     await record(session=session, entity_type="article", entity_id=article.id)
     await session.flush()
     return article
@@ -549,8 +569,14 @@ async def diff(
             raise NotFoundError(f"article has no revision {number}", field=field)
     before, after = found[old], found[new]
     changes = []
-    for field in ("title", "summary", "body"):
-        a, b = getattr(before, field), getattr(after, field)
+
+    def values(revision: ArticleRevision) -> dict[str, str]:
+        fields = {f: getattr(revision, f) for f in SNAPSHOT_TEXT}
+        return fields | {k: str(v) for k, v in (revision.attributes or {}).items()}
+
+    was, now = values(before), values(after)
+    for field in dict.fromkeys([*was, *now]):
+        a, b = was.get(field, ""), now.get(field, "")
         if a != b:
             unified = "".join(
                 difflib.unified_diff(

@@ -435,3 +435,22 @@ async def test_concurrent_votes_by_one_user_count_once(
     await asyncio.gather(*(client(rate, {"id": gid}, token=voter.token) for _ in range(4)))
     stats = (await client(ARTICLE, {"id": gid})).data["article"]["stats"]
     assert stats["helpful"] == 1
+
+
+async def test_a_revision_diff_shows_tag_and_category_changes_too(
+    client: GraphQLClient, db: Database, responder: Account
+) -> None:
+    gid = to_global_id("Article", await draft_article(db, tags=["disk"], category="storage"))
+    update = {"id": gid, "expectedVersion": 1, "tags": ["disk", "inodes"], "category": "linux"}
+    assert (await client(UPDATE, {"input": update}, token=responder.token)).data
+    diff = (
+        await client(
+            "query($id: ID!) { articleDiff(articleId: $id, fromRevision: 1, toRevision: 2) { changes { field before after } } }",
+            {"id": gid},
+            token=responder.token,
+        )
+    ).data["articleDiff"]["changes"]
+    assert {c["field"]: (c["before"], c["after"]) for c in diff} == {
+        "category": ("storage", "linux"),
+        "tags": ("disk", "disk\ninodes"),
+    }
