@@ -29,6 +29,18 @@ if TYPE_CHECKING:
     from api.context import Context
 
 V = TypeVar("V")
+M = TypeVar("M")
+T = TypeVar("T")
+
+
+async def load_one(
+    loader: DataLoader[int, M | None], key: int | None, convert: Callable[[M], T]
+) -> T | None:
+    """A to-one relation: the converted row for ``key``, or None for no key or no row."""
+    if key is None:
+        return None
+    row = await loader.load(key)
+    return None if row is None else convert(row)
 
 
 class Loaders:

@@ -39,3 +39,10 @@ def input_id(value: strawberry.ID, type_name: str, *, field: str) -> int:
 
 def optional_input_id(value: strawberry.ID | None, type_name: str, *, field: str) -> int | None:
     return None if value is None else input_id(value, type_name, field=field)
+
+
+def input_ids(
+    values: list[strawberry.ID] | None, type_name: str, *, field: str
+) -> list[int] | None:
+    """Keys of a list of ids in an input (None stays None: "leave as it is")."""
+    return None if values is None else [input_id(v, type_name, field=field) for v in values]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from typing import Any
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
 from api.accounts.types import TeamType, UserType
 from api.articles.types import ArticleType
@@ -12,56 +14,30 @@ from api.catalog.types import ServiceType
 from api.context import Context
 from api.incidents.types import IncidentType
 from api.known_errors.types import KnownErrorType
+from api.loaders import Loaders, load_one
 from api.relay import BadInputError, Node, parse_global_id
 from knowledge.accounts.roles import Role
 
 MAX_NODES = 100
 
 
-async def _user(context: Context, key: int) -> Node | None:
-    row = await context.loaders.user_by_id.load(key)
-    return None if row is None else UserType.from_model(row)
-
-
-async def _team(context: Context, key: int) -> Node | None:
-    row = await context.loaders.team_by_id.load(key)
-    return None if row is None else TeamType.from_model(row)
-
-
-async def _service(context: Context, key: int) -> Node | None:
-    row = await context.loaders.service_by_id.load(key)
-    return None if row is None else ServiceType.from_model(row)
-
-
-async def _article(context: Context, key: int) -> Node | None:
-    row = await context.loaders.article_by_id.load(key)
-    return None if row is None else ArticleType.from_model(row)
-
-
-async def _known_error(context: Context, key: int) -> Node | None:
-    row = await context.loaders.known_error_by_id.load(key)
-    return None if row is None else KnownErrorType.from_model(row)
-
-
-async def _incident(context: Context, key: int) -> Node | None:
-    row = await context.loaders.incident_by_id.load(key)
-    return None if row is None else IncidentType.from_model(row)
-
-
-RESOLVERS: dict[str, Callable[[Context, int], Awaitable[Node | None]]] = {
-    "User": _user,
-    "Team": _team,
-    "Service": _service,
-    "Article": _article,
-    "KnownError": _known_error,
-    "Incident": _incident,
+# type name -> (its by-id loader, its GraphQL type)
+RESOLVERS: dict[str, tuple[Callable[[Loaders], DataLoader[int, Any]], Callable[[Any], Node]]] = {
+    "User": (lambda loaders: loaders.user_by_id, UserType.from_model),
+    "Team": (lambda loaders: loaders.team_by_id, TeamType.from_model),
+    "Service": (lambda loaders: loaders.service_by_id, ServiceType.from_model),
+    "Article": (lambda loaders: loaders.article_by_id, ArticleType.from_model),
+    "KnownError": (lambda loaders: loaders.known_error_by_id, KnownErrorType.from_model),
+    "Incident": (lambda loaders: loaders.incident_by_id, IncidentType.from_model),
 }
 
 
 async def resolve(context: Context, global_id: str) -> Node | None:
     type_name, key = parse_global_id(global_id)
-    resolver = RESOLVERS.get(type_name)
-    return None if resolver is None else await resolver(context, key)
+    if type_name not in RESOLVERS:
+        return None
+    loader, convert = RESOLVERS[type_name]
+    return await load_one(loader(context.loaders), key, convert)
 
 
 @strawberry.type

@@ -17,17 +17,13 @@ from api.articles.inputs import (
 from api.articles.types import ArticleFeedbackType, ArticleStatsType, ArticleType
 from api.context import Context
 from api.errors import AnyError
-from api.mutations import input_id, optional_input_id, run_mutation
+from api.mutations import input_id, input_ids, optional_input_id, run_mutation
 from knowledge.articles import service as articles
 from knowledge.articles.service import ArticleDraft, Transition
 
 ArticleResult = Annotated[ArticleType | AnyError, strawberry.union("ArticleResult")]
 FeedbackResult = Annotated[ArticleFeedbackType | AnyError, strawberry.union("FeedbackResult")]
 StatsResult = Annotated[ArticleStatsType | AnyError, strawberry.union("ArticleStatsResult")]
-
-
-def _services(ids: list[strawberry.ID] | None) -> list[int] | None:
-    return None if ids is None else [input_id(i, "Service", field="serviceIds") for i in ids]
 
 
 async def _transition(
@@ -70,7 +66,7 @@ class ArticlesMutation:
                     kind=input.kind,
                     category=input.category,
                     tags=input.tags,
-                    service_ids=_services(input.service_ids),
+                    service_ids=input_ids(input.service_ids, "Service", field="serviceIds"),
                     known_error_id=optional_input_id(
                         input.known_error_id, "KnownError", field="knownErrorId"
                     ),
@@ -104,7 +100,7 @@ class ArticlesMutation:
                     kind=input.kind,
                     category=input.category,
                     tags=input.tags,
-                    service_ids=_services(input.service_ids),
+                    service_ids=input_ids(input.service_ids, "Service", field="serviceIds"),
                     known_error_id=optional_input_id(
                         known_error, "KnownError", field="knownErrorId"
                     )

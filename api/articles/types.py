@@ -8,6 +8,7 @@ from api.accounts.types import UserType
 from api.catalog.types import ServiceType
 from api.context import Context
 from api.known_errors.types import KnownErrorType
+from api.loaders import load_one
 from api.relay import Node, node_type, to_global_id
 from knowledge.articles.models import (
     Article,
@@ -45,13 +46,6 @@ class ArticleStatsType:
             not_helpful=stats.not_helpful,
             resolved_incidents=stats.resolved_incidents,
         )
-
-
-async def _user(info: strawberry.Info[Context], user_id: int | None) -> UserType | None:
-    if user_id is None:
-        return None
-    row = await info.context.loaders.user_by_id.load(user_id)
-    return None if row is None else UserType.from_model(row)
 
 
 @node_type
@@ -137,7 +131,9 @@ class ArticleType(Node):
 
     @strawberry.field
     async def author(self, info: strawberry.Info[Context]) -> UserType | None:
-        return await _user(info, self.row.author_id)
+        return await load_one(
+            info.context.loaders.user_by_id, self.row.author_id, UserType.from_model
+        )
 
     @strawberry.field
     async def tags(self, info: strawberry.Info[Context]) -> list[str]:
@@ -150,10 +146,11 @@ class ArticleType(Node):
 
     @strawberry.field
     async def known_error(self, info: strawberry.Info[Context]) -> KnownErrorType | None:
-        if self.row.known_error_id is None:
-            return None
-        row = await info.context.loaders.known_error_by_id.load(self.row.known_error_id)
-        return None if row is None else KnownErrorType.from_model(row)
+        return await load_one(
+            info.context.loaders.known_error_by_id,
+            self.row.known_error_id,
+            KnownErrorType.from_model,
+        )
 
     @strawberry.field
     async def stats(self, info: strawberry.Info[Context]) -> ArticleStatsType:
@@ -192,7 +189,9 @@ class ArticleRevisionType:
 
     @strawberry.field
     async def author(self, info: strawberry.Info[Context]) -> UserType | None:
-        return await _user(info, self.row.author_id)
+        return await load_one(
+            info.context.loaders.user_by_id, self.row.author_id, UserType.from_model
+        )
 
 
 @strawberry.type(name="FieldChange")

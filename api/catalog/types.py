@@ -6,6 +6,7 @@ import strawberry
 
 from api.accounts.types import TeamType
 from api.context import Context
+from api.loaders import load_one
 from api.relay import Node, node_type, to_global_id
 from knowledge.catalog.models import Service
 
@@ -49,7 +50,6 @@ class ServiceType(Node):
 
     @strawberry.field
     async def owner_team(self, info: strawberry.Info[Context]) -> TeamType | None:
-        if self.row.owner_team_id is None:
-            return None
-        team = await info.context.loaders.team_by_id.load(self.row.owner_team_id)
-        return None if team is None else TeamType.from_model(team)
+        return await load_one(
+            info.context.loaders.team_by_id, self.row.owner_team_id, TeamType.from_model
+        )

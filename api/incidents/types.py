@@ -8,6 +8,7 @@ import strawberry
 from api.accounts.types import TeamType, UserType
 from api.catalog.types import ServiceType
 from api.context import Context
+from api.loaders import load_one
 from api.relay import Node, node_type, to_global_id
 from knowledge.incidents.metrics import GroupMetrics
 from knowledge.incidents.models import (
@@ -32,13 +33,6 @@ LevelEnum = strawberry.enum(Level, name="Level", description="Impact and urgency
 ResolutionCodeEnum = strawberry.enum(ResolutionCode, name="ResolutionCode")
 EventKindEnum = strawberry.enum(EventKind, name="IncidentEventKind")
 LinkRelationEnum = strawberry.enum(LinkRelation, name="LinkRelation")
-
-
-async def _user(info: strawberry.Info[Context], user_id: int | None) -> UserType | None:
-    if user_id is None:
-        return None
-    row = await info.context.loaders.user_by_id.load(user_id)
-    return None if row is None else UserType.from_model(row)
 
 
 @strawberry.type(
@@ -79,12 +73,15 @@ class IncidentEventType:
 
     @strawberry.field
     async def actor(self, info: strawberry.Info[Context]) -> UserType | None:
-        return await _user(info, self.row.actor_id)
+        return await load_one(
+            info.context.loaders.user_by_id, self.row.actor_id, UserType.from_model
+        )
 
     @strawberry.field
     async def incident(self, info: strawberry.Info[Context]) -> IncidentType | None:
-        row = await info.context.loaders.incident_by_id.load(self.row.incident_id)
-        return None if row is None else IncidentType.from_model(row)
+        return await load_one(
+            info.context.loaders.incident_by_id, self.row.incident_id, IncidentType.from_model
+        )
 
 
 @strawberry.type(name="IncidentLink")
@@ -113,10 +110,9 @@ class IncidentLinkType:
     ) -> Annotated[ArticleType, strawberry.lazy("api.articles.types")] | None:
         from api.articles.types import ArticleType
 
-        if self.row.article_id is None:
-            return None
-        row = await info.context.loaders.article_by_id.load(self.row.article_id)
-        return None if row is None else ArticleType.from_model(row)
+        return await load_one(
+            info.context.loaders.article_by_id, self.row.article_id, ArticleType.from_model
+        )
 
     @strawberry.field
     async def known_error(
@@ -124,17 +120,19 @@ class IncidentLinkType:
     ) -> Annotated[KnownErrorType, strawberry.lazy("api.known_errors.types")] | None:
         from api.known_errors.types import KnownErrorType
 
-        if self.row.known_error_id is None:
-            return None
-        row = await info.context.loaders.known_error_by_id.load(self.row.known_error_id)
-        return None if row is None else KnownErrorType.from_model(row)
+        return await load_one(
+            info.context.loaders.known_error_by_id,
+            self.row.known_error_id,
+            KnownErrorType.from_model,
+        )
 
     @strawberry.field
     async def incident(self, info: strawberry.Info[Context]) -> IncidentType | None:
-        if self.row.target_incident_id is None:
-            return None
-        row = await info.context.loaders.incident_by_id.load(self.row.target_incident_id)
-        return None if row is None else IncidentType.from_model(row)
+        return await load_one(
+            info.context.loaders.incident_by_id,
+            self.row.target_incident_id,
+            IncidentType.from_model,
+        )
 
 
 @strawberry.type(name="PostIncidentReview")
@@ -167,7 +165,9 @@ class PostIncidentReviewType:
 
     @strawberry.field
     async def author(self, info: strawberry.Info[Context]) -> UserType | None:
-        return await _user(info, self.row.author_id)
+        return await load_one(
+            info.context.loaders.user_by_id, self.row.author_id, UserType.from_model
+        )
 
 
 @node_type
@@ -268,25 +268,27 @@ class IncidentType(Node):
 
     @strawberry.field
     async def service(self, info: strawberry.Info[Context]) -> ServiceType | None:
-        if self.row.service_id is None:
-            return None
-        row = await info.context.loaders.service_by_id.load(self.row.service_id)
-        return None if row is None else ServiceType.from_model(row)
+        return await load_one(
+            info.context.loaders.service_by_id, self.row.service_id, ServiceType.from_model
+        )
 
     @strawberry.field
     async def team(self, info: strawberry.Info[Context]) -> TeamType | None:
-        if self.row.team_id is None:
-            return None
-        row = await info.context.loaders.team_by_id.load(self.row.team_id)
-        return None if row is None else TeamType.from_model(row)
+        return await load_one(
+            info.context.loaders.team_by_id, self.row.team_id, TeamType.from_model
+        )
 
     @strawberry.field
     async def assignee(self, info: strawberry.Info[Context]) -> UserType | None:
-        return await _user(info, self.row.assignee_id)
+        return await load_one(
+            info.context.loaders.user_by_id, self.row.assignee_id, UserType.from_model
+        )
 
     @strawberry.field
     async def reporter(self, info: strawberry.Info[Context]) -> UserType | None:
-        return await _user(info, self.row.reporter_id)
+        return await load_one(
+            info.context.loaders.user_by_id, self.row.reporter_id, UserType.from_model
+        )
 
     @strawberry.field(description="Every event, oldest first (work notes for responders only).")
     async def timeline(self, info: strawberry.Info[Context]) -> list[IncidentEventType]:
@@ -300,8 +302,11 @@ class IncidentType(Node):
 
     @strawberry.field
     async def review(self, info: strawberry.Info[Context]) -> PostIncidentReviewType | None:
-        row = await info.context.loaders.review_of_incident.load(self.row.id)
-        return None if row is None else PostIncidentReviewType(row=row)
+        return await load_one(
+            info.context.loaders.review_of_incident,
+            self.row.id,
+            lambda r: PostIncidentReviewType(row=r),
+        )
 
 
 @strawberry.type(name="IncidentMetrics", description="Durations are in seconds.")

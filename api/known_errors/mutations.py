@@ -14,15 +14,11 @@ from api.known_errors.inputs import (
     UpdateKnownErrorInput,
 )
 from api.known_errors.types import KnownErrorType
-from api.mutations import input_id, optional_input_id, run_mutation
+from api.mutations import input_id, input_ids, optional_input_id, run_mutation
 from knowledge.known_errors import service as known_errors
 
 KnownErrorResult = Annotated[KnownErrorType | AnyError, strawberry.union("KnownErrorResult")]
 LinkResult = Annotated[ArticleType | AnyError, strawberry.union("LinkArticleResult")]
-
-
-def _services(ids: list[strawberry.ID] | None) -> list[int] | None:
-    return None if ids is None else [input_id(i, "Service", field="serviceIds") for i in ids]
 
 
 @strawberry.type
@@ -43,7 +39,7 @@ class KnownErrorsMutation:
                     permanent_fix=input.permanent_fix,
                     category=input.category,
                     error_signatures=input.error_signatures,
-                    service_ids=_services(input.service_ids),
+                    service_ids=input_ids(input.service_ids, "Service", field="serviceIds"),
                 ),
             )
             return KnownErrorType.from_model(row)
@@ -72,7 +68,7 @@ class KnownErrorsMutation:
                     permanent_fix=input.permanent_fix,
                     category=input.category,
                     error_signatures=input.error_signatures,
-                    service_ids=_services(input.service_ids),
+                    service_ids=input_ids(input.service_ids, "Service", field="serviceIds"),
                 ),
             )
             return KnownErrorType.from_model(row)
