@@ -38,7 +38,13 @@ def input_id(value: strawberry.ID, type_name: str, *, field: str) -> int:
 
 
 def optional_input_id(value: strawberry.ID | None, type_name: str, *, field: str) -> int | None:
-    return None if value is None else input_id(value, type_name, field=field)
+    """None for null or an omitted field (UNSET); anything else, even "", must be an id.
+
+    Callers must not test the value's truth instead: "" is falsy like UNSET, and a
+    garbage id would then be taken for "leave as it is"."""
+    if value is None or value is strawberry.UNSET:
+        return None
+    return input_id(value, type_name, field=field)
 
 
 def input_ids(

@@ -20,7 +20,10 @@ from graphql import GraphQLError
 from knowledge.pagination import Page
 
 T = TypeVar("T")
-MAX_KEY = 2**63 - 1
+# Primary keys are INTEGER columns: 32-bit on PostgreSQL, where a larger key would fail
+# in the driver (an unexpected error) instead of finding nothing.
+MAX_KEY = 2**31 - 1
+MIN_INT, MAX_INT = -(2**31), 2**31 - 1
 
 # GraphQL type name -> node class, filled by @node_type; used by node()/nodes().
 NODE_TYPES: dict[str, type[Node]] = {}
@@ -107,11 +110,32 @@ def parse_sort_cursor(value: str | None, convert: Callable[[Any], Any]) -> tuple
     try:
         prefix, _, payload = decoded.partition(":")
         sort_value, key = json.loads(payload)
-        if prefix != "sort" or not isinstance(key, int) or not 0 < key <= MAX_KEY:
+        if (
+            prefix != "sort"
+            or not isinstance(key, int)
+            or isinstance(key, bool)
+            or not 0 < key <= MAX_KEY
+            or not _storable(sort_value)
+        ):
             raise ValueError
-        return convert(sort_value), key
-    except (ValueError, TypeError):
+        converted = convert(sort_value)
+        if isinstance(converted, dt.datetime):
+            converted.astimezone(dt.UTC)  # OverflowError near year 1 or 9999
+        return converted, key
+    except (ValueError, TypeError, OverflowError, RecursionError):
         raise BadInputError(f"after: {value!r} is not a cursor for this ordering") from None
+
+
+def _storable(sort_value: object) -> bool:
+    """Whether the database driver can bind the value: a forged cursor must fail here,
+    with a clear error, rather than in the driver as an unexpected one."""
+    if isinstance(sort_value, bool):
+        return False
+    if isinstance(sort_value, int):
+        return MIN_INT <= sort_value <= MAX_INT  # sortable numbers are INTEGER columns
+    if isinstance(sort_value, str):
+        return "\x00" not in sort_value  # PostgreSQL text cannot hold NUL
+    return sort_value is None or isinstance(sort_value, float)
 
 
 @strawberry.interface(description="An object with a global id, fetchable with node(id).")

@@ -47,9 +47,7 @@ class CatalogMutation:
                 expected_version=input.expected_version,
                 name=input.name,
                 description=input.description,
-                owner_team_id=(
-                    optional_input_id(owner, "Team", field="ownerTeamId") if owner else None
-                ),
+                owner_team_id=optional_input_id(owner, "Team", field="ownerTeamId"),
                 clear_owner_team=owner is None,
                 is_active=input.is_active,
             )
