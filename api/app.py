@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,6 +22,8 @@ from strawberry.exceptions import ConnectionRejectionError
 
 from api.auth import authenticate, connection_authorization
 from api.context import Context, build_context
+from api.limits import BodyLimit
+from api.request_ids import RequestIdMiddleware, request_id_of
 from api.schema import build_schema
 from api.webhooks import alertmanager
 from knowledge import migrate
@@ -47,7 +50,7 @@ class GraphQLView(GraphQL[Context, None]):
         policy: IncidentPolicy,
     ) -> None:
         super().__init__(
-            build_schema(production=settings.is_production),
+            build_schema(settings),
             graphql_ide=None if settings.is_production else "graphiql",
             allowed_origins=settings.cors_origins,
         )
@@ -57,6 +60,14 @@ class GraphQLView(GraphQL[Context, None]):
         self.clock = clock
         self.events = events
         self.policy = policy
+
+    def decode_json(self, data: str | bytes) -> object:
+        """strawberry answers 400 only for ``JSONDecodeError``; a body nested deeper than
+        the recursion limit or not UTF-8 would otherwise be a 500."""
+        try:
+            return super().decode_json(data)
+        except (RecursionError, UnicodeDecodeError) as error:
+            raise json.JSONDecodeError(type(error).__name__, "", 0) from None
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return build_context(
@@ -69,6 +80,7 @@ class GraphQLView(GraphQL[Context, None]):
             policy=self.policy,
             request=request,
             response=response,
+            request_id=request_id_of(request),
         )
 
     async def on_ws_connect(self, context: Context) -> None:
@@ -187,21 +199,22 @@ def create_app(
             if own_db:
                 await database.dispose()
 
-    middleware = []
+    middleware = [Middleware(RequestIdMiddleware)]
     if settings.cors_origins:
         middleware.append(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["Authorization", "Content-Type"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Request-ID"],
                 allow_credentials=True,
                 max_age=600,
             )
         )
     app = Starlette(
         routes=[
-            Route("/graphql", gate, methods=["GET", "POST"]),
+            Route("/graphql", BodyLimit(gate, settings.max_body_bytes), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", gate),
             Route("/webhooks/alertmanager", alertmanager, methods=["POST"]),
             Route("/healthz", healthz),

@@ -43,6 +43,7 @@ class Context:
     clock: Clock = dataclasses.field(default_factory=SystemClock)
     events: EventDispatcher | None = None
     policy: IncidentPolicy = dataclasses.field(default_factory=IncidentPolicy)
+    request_id: str | None = None  # what a masked error and the log line have in common
     _lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock, repr=False)
 
     @asynccontextmanager
@@ -86,6 +87,7 @@ def build_context(
     policy: IncidentPolicy | None = None,
     request: Any = None,
     response: Any = None,
+    request_id: str | None = None,
 ) -> Context:
     """Used by the app for every request and by tests that call the schema directly."""
     return Context(
@@ -98,4 +100,5 @@ def build_context(
         policy=policy or settings.incident_policy(),
         request=request,
         response=response,
+        request_id=request_id,
     )

@@ -7,7 +7,8 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import MaskErrors, SchemaExtension, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -23,8 +24,10 @@ from api.incidents.queries import IncidentsQuery
 from api.incidents.subscriptions import IncidentsSubscription
 from api.known_errors.mutations import KnownErrorsMutation
 from api.known_errors.queries import KnownErrorsQuery
+from api.limits import Limits, limit_extensions
 from api.node import NodeQuery
 from api.search.queries import SearchQuery
+from knowledge.config import Settings
 from knowledge.errors import DomainError
 from knowledge.search.index import IndexUnavailableError
 
@@ -75,28 +78,83 @@ def expected_error(error: GraphQLError) -> bool:
     )
 
 
+def request_id(execution_context: ExecutionContext | None) -> str | None:
+    context = None if execution_context is None else execution_context.context
+    return getattr(context, "request_id", None)
+
+
+def masked(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    """What production shows of an unexpected error: that it happened, and the request id
+    to quote; the log line with the same id holds the details."""
+    return GraphQLError(
+        message=f"Unexpected error (request id {request_id}).",
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+    )
+
+
 class KnownfixSchema(strawberry.Schema):
+    """Logs each unexpected error with its request id, and masks it in production.
+
+    ``MaskErrors`` covers errors raised while executing; an exception raised inside an
+    extension hook (parsing, validation) reaches the response after ``MaskErrors`` has
+    run, message and all. Every error passes through here, so masking here too leaves
+    no way round.
+    """
+
+    mask_unexpected = False
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        for error in errors:
-            if not expected_error(error):
-                logger.error("unexpected error in GraphQL", exc_info=error.original_error)
+        rid = request_id(execution_context)
+        for n, error in enumerate(errors):
+            if expected_error(error):
+                continue
+            logger.error(
+                "unexpected error in GraphQL (request %s)", rid, exc_info=error.original_error
+            )
+            if self.mask_unexpected:
+                errors[n] = masked(error, rid)
 
 
-def build_schema(*, production: bool = False) -> strawberry.Schema:
-    # Factories: strawberry builds each extension per operation; the parser and
-    # validation caches themselves live at module level, keyed by maxsize.
+class MaskUnexpectedErrors(MaskErrors):
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda error: not expected_error(error))
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        return masked(error, request_id(self.execution_context))
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    """The schema with the limits, introspection and masking that ``settings`` ask for.
+
+    Extensions are factories: strawberry builds each one per operation. What must be
+    shared to keep the caches effective (the parse cache, the validation rule
+    classes) is built here, once; the validation cache itself lives at module level,
+    keyed by maxsize.
+    """
+    settings = settings or Settings()
     extensions: list[Any] = [
-        lambda: ParserCache(maxsize=1024),
+        *limit_extensions(Limits.from_settings(settings)),
         lambda: ValidationCache(maxsize=1024),
         DomainErrorCodes,
     ]
-    if production:
-        extensions.append(lambda: MaskErrors(should_mask_error=lambda e: not expected_error(e)))
-    return KnownfixSchema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    if settings.is_production:
+        extensions.append(MaskUnexpectedErrors)
+    built = KnownfixSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        # Without introspection, "Did you mean ...?" would still spell the schema out.
+        config=StrawberryConfig(disable_field_suggestions=not settings.introspection_enabled),
     )
+    built.mask_unexpected = settings.is_production
+    return built
 
 
 # The exported schema (``schema.graphql``) and the strawberry CLI use this instance.

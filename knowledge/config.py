@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/knownfix.db"
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+# (variable, Settings field, smallest, largest). Depth is capped because parsing and
+# validation recurse once per level; the others only bound work and memory.
+LIMIT_VARIABLES = (
+    ("KNOWNFIX_MAX_QUERY_DEPTH", "max_query_depth", 1, 100),
+    ("KNOWNFIX_MAX_ALIASES", "max_aliases", 0, 10_000),
+    ("KNOWNFIX_MAX_TOKENS", "max_tokens", 100, 1_000_000),
+    ("KNOWNFIX_MAX_QUERY_COST", "max_query_cost", 1, 100_000_000),
+    ("KNOWNFIX_MAX_BODY_BYTES", "max_body_bytes", 1_000, 100_000_000),
+)
 
 
 class Environment(enum.StrEnum):
@@ -49,10 +60,20 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     priority_matrix: str = ""
     sla: str = ""
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 2_000
+    max_query_cost: int = 100_000
+    max_body_bytes: int = 1_000_000
+    introspection: bool | None = None  # None: on in development, off in production
 
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return not self.is_production if self.introspection is None else self.introspection
 
     def incident_policy(self) -> IncidentPolicy:
         from knowledge.incidents.policy import IncidentPolicy, parse_matrix, parse_sla
@@ -72,6 +93,8 @@ class Settings:
         """A copy with CLI flags applied, re-validated like the environment."""
         merged = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
         _validate_port("--port", merged.port)
+        for variable, field, low, high in LIMIT_VARIABLES:
+            _validate_range(variable, getattr(merged, field), low, high)
         return merged
 
     @classmethod
@@ -135,6 +158,26 @@ class Settings:
             except ValueError as error:
                 raise ConfigError(variable, str(error)) from None
 
+        limits: dict[str, int] = {}
+        for variable, field, low, high in LIMIT_VARIABLES:
+            text = get(variable)
+            if text is None:
+                continue
+            if not text.isascii() or not text.isdigit():
+                raise ConfigError(variable, f"expected a whole number, got {text!r}")
+            limits[field] = int(text)
+            _validate_range(variable, limits[field], low, high)
+
+        introspection_text = get("KNOWNFIX_INTROSPECTION")
+        introspection: bool | None = None
+        if introspection_text is not None:
+            word = introspection_text.lower()
+            if word not in TRUE_WORDS + FALSE_WORDS:
+                raise ConfigError(
+                    "KNOWNFIX_INTROSPECTION", f"expected true or false, got {introspection_text!r}"
+                )
+            introspection = word in TRUE_WORDS
+
         return cls(
             database_url=database_url,
             index_dir=Path(get("KNOWNFIX_INDEX_DIR") or defaults.index_dir),
@@ -145,12 +188,19 @@ class Settings:
             cors_origins=origins,
             priority_matrix=priority_matrix,
             sla=sla,
+            introspection=introspection,
+            **limits,
         )
 
 
 def _validate_port(variable: str, port: int) -> None:
     if not 0 < port < 65536:
         raise ConfigError(variable, f"expected a port between 1 and 65535, got {port}")
+
+
+def _validate_range(variable: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ConfigError(variable, f"expected a number between {low} and {high}, got {value}")
 
 
 def validate_database_url(variable: str, url: str) -> None:
