@@ -58,6 +58,17 @@ AnyError = (
 )
 
 
+@strawberry.type(
+    name="BulkItemError",
+    description="Why one id of a bulk change was left alone; the other ids are not affected.",
+)
+class BulkItemErrorType:
+    id: strawberry.ID = strawberry.field(description="The id as it was given.")
+    error: ErrorType = strawberry.field(
+        description="What stopped it; field names the input at fault, e.g. 'input.ids.3'."
+    )
+
+
 def field_path(field: str | None) -> str | None:
     return None if field is None else f"input.{field}"
 

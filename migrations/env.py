@@ -12,6 +12,7 @@ import asyncio
 from alembic import context
 from sqlalchemy import Connection
 
+from knowledge import migrate
 from knowledge.config import Settings
 from knowledge.db import create_engine
 from knowledge.models import metadata
@@ -35,9 +36,9 @@ async def run_online() -> None:
     url = Settings.from_env().database_url
     engine = create_engine(url)
     try:
-        async with engine.connect() as connection:
+        # Foreign keys off on SQLite while tables are rebuilt (see knowledge.migrate).
+        async with migrate.migration_connection(engine) as connection:
             await connection.run_sync(run_with)
-            await connection.commit()
     finally:
         await engine.dispose()
 

@@ -56,3 +56,62 @@ async def test_a_model_change_without_a_migration_is_detected(
         assert differences[0][3].name == "nickname"
     finally:
         await db.dispose()
+
+
+async def test_0003_keeps_every_article_row_and_finds_who_submitted_articles_in_review(
+    database_factory: DatabaseFactory,
+) -> None:
+    """The articles table is rebuilt on SQLite: nothing that cascades from it may go."""
+    table = sa.table
+    column = sa.column
+    users = table("users", column("id"), column("username"), column("display_name"),
+                  column("role"))  # fmt: skip
+    articles = table("articles", column("id"), column("slug"), column("title"), column("kind"),
+                     column("status"), column("error_signatures", sa.JSON),
+                     column("sources", sa.JSON), column("submitted_at", sa.DateTime(True)),
+                     column("submitted_by_id"))  # fmt: skip
+    tags = table("article_tags", column("article_id"), column("tag"))
+    outbox = table("outbox", column("entity_type"), column("entity_id"), column("op"),
+                   column("payload", sa.JSON))  # fmt: skip
+    db = Database(await database_factory.create())
+    try:
+        await migrate.upgrade(db.engine, "0002")
+        async with db.engine.begin() as connection:
+            await connection.execute(sa.insert(users), [
+                {"id": 1, "username": "rita", "display_name": "Rita", "role": "responder"},
+                {"id": 2, "username": "sam", "display_name": "Sam", "role": "responder"},
+            ])  # fmt: skip
+            await connection.execute(sa.insert(articles), [
+                {"id": n, "slug": f"a{n}", "title": f"A{n}", "kind": "faq", "status": status,
+                 "error_signatures": [], "sources": [], "submitted_at": None}
+                for n, status in ((1, "in_review"), (2, "in_review"), (3, "draft"))
+            ])  # fmt: skip
+            await connection.execute(sa.insert(tags), [{"article_id": 1, "tag": "disk"}])
+            submissions = [(1, "sam"), (1, "rita"), (2, "system"), (3, "rita")]
+            await connection.execute(sa.insert(outbox), [
+                {"entity_type": "article", "entity_id": article_id, "op": "upsert",
+                 "payload": {"transition": "submit", "actor": actor}}
+                for article_id, actor in submissions
+            ])  # fmt: skip
+
+        await migrate.upgrade(db.engine)
+
+        async with db.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    sa.select(
+                        articles.c.id, articles.c.submitted_by_id, articles.c.submitted_at
+                    ).order_by(articles.c.id)
+                )
+            ).all()
+            kept = await connection.scalar(sa.select(sa.func.count()).select_from(tags))
+        # the latest submission wins; the system is nobody; drafts are left alone
+        assert [(r[0], r[1]) for r in rows] == [(1, 1), (2, None), (3, None)]
+        assert [r[2] is not None for r in rows] == [True, True, False]
+        assert kept == 1
+
+        await migrate.downgrade(db.engine, "0002")
+        async with db.engine.connect() as connection:
+            assert await connection.scalar(sa.select(sa.func.count()).select_from(tags)) == 1
+    finally:
+        await db.dispose()

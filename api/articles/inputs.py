@@ -66,6 +66,27 @@ class RetireArticleInput:
     expected_version: int | None = None
 
 
+@strawberry.input(description="Each id is retired on its own; see BulkArticlesPayload.")
+class RetireArticlesInput:
+    ids: list[strawberry.ID] = strawberry.field(description="At most 100.")
+    reason: str = ""
+
+
+@strawberry.input(description="Each id is retagged on its own; other tags are kept.")
+class RetagArticlesInput:
+    ids: list[strawberry.ID] = strawberry.field(description="At most 100.")
+    add_tags: list[str] = strawberry.field(default_factory=list)
+    remove_tags: list[str] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="Each id is moved on its own; see BulkArticlesPayload.")
+class MoveArticlesToCategoryInput:
+    ids: list[strawberry.ID] = strawberry.field(description="At most 100.")
+    category: str = strawberry.field(
+        description="An empty string takes the articles out of any category."
+    )
+
+
 @strawberry.input
 class RateArticleInput:
     article_id: strawberry.ID

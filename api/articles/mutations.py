@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import strawberry
@@ -9,21 +10,32 @@ from api.articles.inputs import (
     ArticleReasonInput,
     ArticleTransitionInput,
     CreateArticleInput,
+    MoveArticlesToCategoryInput,
     RateArticleInput,
     RecordArticleViewInput,
+    RetagArticlesInput,
     RetireArticleInput,
+    RetireArticlesInput,
     UpdateArticleInput,
 )
-from api.articles.types import ArticleFeedbackType, ArticleStatsType, ArticleType
+from api.articles.types import (
+    ArticleFeedbackType,
+    ArticleStatsType,
+    ArticleType,
+    BulkArticlesPayload,
+)
 from api.context import Context
-from api.errors import AnyError
+from api.errors import AnyError, BulkItemErrorType, field_path, to_error
 from api.mutations import input_id, input_ids, optional_input_id, run_mutation
+from knowledge.articles import bulk
 from knowledge.articles import service as articles
 from knowledge.articles.service import ArticleDraft, Transition
+from knowledge.errors import AuthenticationError, DomainError, ValidationError
 
 ArticleResult = Annotated[ArticleType | AnyError, strawberry.union("ArticleResult")]
 FeedbackResult = Annotated[ArticleFeedbackType | AnyError, strawberry.union("FeedbackResult")]
 StatsResult = Annotated[ArticleStatsType | AnyError, strawberry.union("ArticleStatsResult")]
+BulkResult = Annotated[BulkArticlesPayload | AnyError, strawberry.union("BulkArticlesResult")]
 
 
 async def _transition(
@@ -45,6 +57,57 @@ async def _transition(
         return ArticleType.from_model(row)
 
     return await run_mutation(info, change)
+
+
+def _item_error(
+    given: strawberry.ID, position: int, error: DomainError, input_fields: frozenset[str]
+) -> BulkItemErrorType:
+    payload_error = to_error(error)
+    at_fault = error.field if error.field in input_fields else f"ids.{position}"
+    payload_error.field = field_path(at_fault)
+    return BulkItemErrorType(id=given, error=payload_error)
+
+
+async def _bulk(
+    ids: list[strawberry.ID],
+    change: Callable[[list[int]], Awaitable[list[bulk.ItemResult]]],
+    *,
+    input_fields: frozenset[str],
+) -> BulkArticlesPayload | AnyError:
+    """Run a bulk change (see ``knowledge.articles.bulk``) and report it id by id.
+
+    A malformed id is that item's validation error; a problem with the request as a
+    whole (role, too many ids, bad tags) is the result's only error. Per-item errors
+    name ``input.ids.N`` unless another input field is at fault.
+    """
+    keys: dict[int, int] = {}  # position -> key, for the ids that parse
+    malformed: dict[int, DomainError] = {}
+    try:
+        bulk.check_count(len(ids))  # before parsing anything a hostile client sent
+        for position, value in enumerate(ids):
+            try:
+                keys[position] = input_id(value, "Article", field=f"ids.{position}")
+            except ValidationError as error:
+                malformed[position] = error
+        results = {r.article_id: r for r in await change(list(keys.values()))}
+    except AuthenticationError:
+        raise
+    except DomainError as error:
+        return to_error(error)
+    payload = BulkArticlesPayload(articles=[], errors=[])
+    reported: set[int] = set()
+    for position, value in enumerate(ids):
+        key = keys.get(position)
+        if key is None:
+            payload.errors.append(_item_error(value, position, malformed[position], input_fields))
+        elif key not in reported:  # a repeated id is changed, and reported, once
+            reported.add(key)
+            result = results[key]
+            if result.error is not None:
+                payload.errors.append(_item_error(value, position, result.error, input_fields))
+            elif result.article is not None:
+                payload.articles.append(ArticleType.from_model(result.article))
+    return payload
 
 
 @strawberry.type
@@ -187,3 +250,55 @@ class ArticlesMutation:
             return ArticleStatsType.from_stats(stats[article_id])
 
         return await run_mutation(info, change)
+
+    @strawberry.mutation(
+        description="published -> retired for up to 100 articles, each on its own; "
+        "knowledge managers."
+    )
+    async def retire_articles(
+        self, info: strawberry.Info[Context], input: RetireArticlesInput
+    ) -> BulkResult:
+        async def change(keys: list[int]) -> list[bulk.ItemResult]:
+            return await bulk.retire(
+                transaction=info.context.transaction,
+                principal=info.context.principal,
+                article_ids=keys,
+                reason=input.reason,
+            )
+
+        return await _bulk(input.ids, change, input_fields=frozenset({"reason"}))
+
+    @strawberry.mutation(
+        description="Add and remove tags on up to 100 articles, each on its own (a revision "
+        "each); who may edit which article is as for updateArticle."
+    )
+    async def retag_articles(
+        self, info: strawberry.Info[Context], input: RetagArticlesInput
+    ) -> BulkResult:
+        async def change(keys: list[int]) -> list[bulk.ItemResult]:
+            return await bulk.retag(
+                transaction=info.context.transaction,
+                principal=info.context.principal,
+                article_ids=keys,
+                add=input.add_tags,
+                remove=input.remove_tags,
+            )
+
+        return await _bulk(input.ids, change, input_fields=frozenset({"addTags", "removeTags"}))
+
+    @strawberry.mutation(
+        description="Move up to 100 articles to one category, each on its own (a revision "
+        "each); who may edit which article is as for updateArticle."
+    )
+    async def move_articles_to_category(
+        self, info: strawberry.Info[Context], input: MoveArticlesToCategoryInput
+    ) -> BulkResult:
+        async def change(keys: list[int]) -> list[bulk.ItemResult]:
+            return await bulk.move_to_category(
+                transaction=info.context.transaction,
+                principal=info.context.principal,
+                article_ids=keys,
+                category=input.category,
+            )
+
+        return await _bulk(input.ids, change, input_fields=frozenset({"category"}))

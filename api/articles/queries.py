@@ -116,6 +116,30 @@ class ArticlesQuery:
 
         return connection(page, ArticleType.from_model, cursor)
 
+    @strawberry.field(
+        description="The review queue: articles in review, the longest waiting first, each "
+        "with submittedBy and submittedAt. Knowledge managers and admins only."
+    )
+    async def articles_awaiting_review(
+        self,
+        info: strawberry.Info[Context],
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[ArticleType]:
+        position = parse_sort_cursor(after, _checked_convert(dt.datetime.fromisoformat))
+        after_submitted_at, after_key = position if position else (None, None)
+        async with info.context.read() as session:
+            page = await articles.awaiting_review(
+                session=session,
+                principal=info.context.principal,
+                first=first,
+                after=after_key,
+                after_submitted_at=after_submitted_at,
+            )
+        return connection(
+            page, ArticleType.from_model, lambda row: to_sort_cursor(row.submitted_at, row.id)
+        )
+
     @strawberry.field(description="Every revision of an article, newest first.")
     async def article_revisions(
         self, info: strawberry.Info[Context], article_id: strawberry.ID

@@ -7,6 +7,7 @@ import strawberry
 from api.accounts.types import UserType
 from api.catalog.types import ServiceType
 from api.context import Context
+from api.errors import BulkItemErrorType
 from api.known_errors.types import KnownErrorType
 from api.loaders import load_one
 from api.relay import Node, node_type, to_global_id
@@ -117,9 +118,15 @@ class ArticleType(Node):
     def updated_at(self) -> dt.datetime:
         return self.row.updated_at
 
-    @strawberry.field
+    @strawberry.field(description="When it was last submitted for review.")
     def submitted_at(self) -> dt.datetime | None:
         return self.row.submitted_at
+
+    @strawberry.field(description="Who last submitted it for review; null when not known.")
+    async def submitted_by(self, info: strawberry.Info[Context]) -> UserType | None:
+        return await load_one(
+            info.context.loaders.user_by_id, self.row.submitted_by_id, UserType.from_model
+        )
 
     @strawberry.field
     def published_at(self) -> dt.datetime | None:
@@ -157,6 +164,20 @@ class ArticleType(Node):
         return ArticleStatsType.from_stats(
             await info.context.loaders.stats_of_article.load(self.row.id)
         )
+
+
+@strawberry.type(
+    name="BulkArticlesPayload",
+    description="A bulk change applies to each id on its own (each atomically): the ones "
+    "that could be changed are, the others are listed in errors with the reason.",
+)
+class BulkArticlesPayload:
+    articles: list[ArticleType] = strawberry.field(
+        description="The articles now as asked (changed, or already so), in the order given."
+    )
+    errors: list[BulkItemErrorType] = strawberry.field(
+        description="One per id left alone, in the order given."
+    )
 
 
 @strawberry.type(name="ArticleRevision")

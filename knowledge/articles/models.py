@@ -50,7 +50,11 @@ class Article(Base):
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     current_revision: Mapped[int] = mapped_column(default=1, server_default="1")
     view_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Who last submitted it for review, and when: the review queue's "waiting since".
     submitted_at: Mapped[dt.datetime | None]
+    submitted_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
     published_at: Mapped[dt.datetime | None]
     retired_at: Mapped[dt.datetime | None]
     created_at: Mapped[created_at]

@@ -7,11 +7,14 @@ Who may do what:
 - everyone may read published and retired articles; drafts and articles in
   review are visible to responders and above.
 Every edit writes a revision; every change writes an outbox row for the index.
+Knowledge managers work through the review queue (``awaiting_review``), oldest
+submission first; bulk changes live in ``knowledge.articles.bulk``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import difflib
 import enum
 import re
@@ -218,6 +221,33 @@ async def get_all(
     )
 
 
+async def awaiting_review(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    first: int | None = None,
+    after: int | None = None,
+    after_submitted_at: dt.datetime | None = None,
+) -> Page[Article]:
+    """The review queue: articles in review, the longest waiting first.
+
+    Knowledge managers (who approve and reject) see it; authors follow their own
+    articles' status instead. A page continues after the article ``after`` that
+    was submitted at ``after_submitted_at`` (both from the previous page's last row).
+    """
+    principal.require(CURATOR, "Seeing the review queue")
+    stmt = sa.select(Article).where(Article.status == ArticleStatus.IN_REVIEW)
+    return await fetch_page(
+        session,
+        stmt,
+        key=Article.id,
+        sort=Article.submitted_at,
+        first=first,
+        after=after,
+        after_sort=after_submitted_at,
+    )
+
+
 def sort_value(article: Article, order: ArticleOrder) -> Any:
     column = ORDER_COLUMNS[order]
     return None if column is None else getattr(article, column.key)
@@ -312,10 +342,10 @@ async def _free_slug(session: AsyncSession, base: str) -> str:
     return f"{base[:74]}-{n}"
 
 
-def clean_tags(tags: Sequence[str]) -> list[str]:
+def clean_tags(tags: Sequence[str], *, field: str = "tags") -> list[str]:
     if len(tags) > MAX_TAGS:
-        raise ValidationError(f"at most {MAX_TAGS} tags", field="tags")
-    cleaned = [clean_line(t, field="tags", max_length=60).lower() for t in tags]
+        raise ValidationError(f"at most {MAX_TAGS} tags", field=field)
+    cleaned = [clean_line(t, field=field, max_length=60).lower() for t in tags]
     return list(dict.fromkeys(cleaned))
 
 
@@ -457,6 +487,17 @@ async def create(
     return article
 
 
+def check_editable(principal: Principal, article: Article) -> None:
+    """Whether ``principal`` may edit ``article`` as it is now (its status decides)."""
+    principal.require(AUTHOR, "Editing articles")
+    if article.status is ArticleStatus.RETIRED:
+        raise InvalidTransitionError(
+            "a retired article cannot be edited; revise it back to draft first", field="id"
+        )
+    if article.status is ArticleStatus.PUBLISHED:
+        principal.require(CURATOR, "Editing a published article")
+
+
 async def update(
     *,
     session: AsyncSession,
@@ -471,12 +512,7 @@ async def update(
     check_version(
         expected=expected_version, current=article.version, what=f"article {article.slug}"
     )
-    if article.status is ArticleStatus.RETIRED:
-        raise InvalidTransitionError(
-            "a retired article cannot be edited; revise it back to draft first", field="id"
-        )
-    if article.status is ArticleStatus.PUBLISHED:
-        principal.require(CURATOR, "Editing a published article")
+    check_editable(principal, article)
     note = clean_text(change_note, field="changeNote", max_length=500, required=False)
     await _apply(session, article, draft)
     await _apply_links(session, article, draft)
@@ -519,6 +555,7 @@ async def transition(
     article.status = target
     if action is Transition.SUBMIT:
         article.submitted_at, article.review_note = now, ""
+        article.submitted_by_id = principal.user_id
     elif action is Transition.REJECT:
         article.review_note = reason
     elif target is ArticleStatus.PUBLISHED:
