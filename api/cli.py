@@ -1,8 +1,10 @@
 """The ``knownfix`` command.
 
 Commands act as the system principal: whoever runs them already holds the
-database. Errors print one line to stderr and exit with status 2 (bad usage or
-configuration) or 1 (the operation failed).
+database. The commands for scripts and agents (``search``, ``incident show``, in
+``api.cli_agents``) act as the holder of a token instead. Errors print one line
+to stderr and exit with status 2 (bad usage or configuration) or 1 (the
+operation failed).
 """
 
 from __future__ import annotations
@@ -450,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--k", default="1,3,5,10", help="cut-offs for Recall@k")
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
     evaluate.set_defaults(handler=cmd_eval)
+
+    # Imported here: api.cli_agents uses this module's helpers, now all defined.
+    from api import cli_agents
+
+    cli_agents.add_commands(commands, with_database)
 
     sources = commands.add_parser("alert-source", help="alert webhooks").add_subparsers(
         dest="source_command", required=True, metavar="ACTION"
