@@ -32,7 +32,7 @@ from whoosh.query import Query
 from whoosh.searching import Searcher
 
 from knowledge.search.documents import Document
-from knowledge.search.schema import META_KEY, build_schema
+from knowledge.search.schema import META_KEY, SCHEMA_VERSION, build_schema, meta_document
 
 logger = logging.getLogger("knownfix.search")
 
@@ -88,8 +88,11 @@ class SearchIndex:
         try:
             # Touch the parts a broken index fails on: the TOC, a segment, the meta doc.
             searcher.doc_count_all()
-            if searcher.document(key=META_KEY) is None:
+            meta = searcher.document(key=META_KEY)
+            if meta is None:
                 raise IndexUnavailableError(f"{name} has no record of what it applied")
+            if meta.get("status") != SCHEMA_VERSION:
+                raise IndexUnavailableError(f"{name} was built for another schema version")
         except Exception:
             searcher.close()
             raise
@@ -105,7 +108,7 @@ class SearchIndex:
         path.mkdir()
         ix = whoosh_index.create_in(str(path), build_schema())
         with ix.writer() as writer:
-            writer.update_document(key=META_KEY, kind="meta", seq=0)
+            writer.update_document(**meta_document(0))
         return name
 
     def _swap_in(self, name: str) -> None:
@@ -179,7 +182,7 @@ class SearchIndex:
                     writer.delete_by_term("key", key)
                 for document in upserts:
                     writer.update_document(**document)
-                writer.update_document(key=META_KEY, kind="meta", seq=seq)
+                writer.update_document(**meta_document(seq))
             except BaseException:
                 writer.cancel()
                 raise
@@ -212,7 +215,7 @@ class Rebuild:
             self.count += 1
 
     def finish(self, seq: int) -> None:
-        self.writer.update_document(key=META_KEY, kind="meta", seq=seq)
+        self.writer.update_document(**meta_document(seq))
         self.writer.commit(optimize=True)
         with self.index._write_lock:
             self.index._swap_in(self.name)

@@ -7,10 +7,14 @@ come from columns, not from stored documents.
 
 from __future__ import annotations
 
-from whoosh.analysis import StemmingAnalyzer
 from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
 
+from knowledge.search.analysis import analyzer as text_analyzer
+
 META_KEY = "__meta__"
+# Kept in the meta document: an index built for another version (other fields or
+# analyzers) is treated as unreadable and rebuilt from the database on start.
+SCHEMA_VERSION = "2-compound-words"
 KINDS = ("article", "known_error", "incident")
 
 # Boosts: the title says what a document is about, the symptoms are what a
@@ -29,8 +33,12 @@ TEXT_FIELDS = tuple(BOOSTS)
 HIGHLIGHT_FIELDS = ("title", "summary", "symptoms", "cause", "resolution", "body")
 
 
+def meta_document(seq: int) -> dict[str, object]:
+    return {"key": META_KEY, "kind": "meta", "status": SCHEMA_VERSION, "seq": seq}
+
+
 def build_schema() -> Schema:
-    analyzer = StemmingAnalyzer()
+    analyzer = text_analyzer()
     text = {
         name: TEXT(analyzer=analyzer, field_boost=boost, spelling=name in ("title", "body"))
         for name, boost in BOOSTS.items()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -41,6 +42,7 @@ FACETS = {"category": "category", "service": "services", "tags": "tags"}
 MAX_OFFSET = 1000
 FRAGMENTS_PER_FIELD = 2
 MAX_TERMS = 8
+MAX_QUERY_TERMS = 500
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,10 +87,11 @@ class SearchResults:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _RawHit:
+class Match:
+    """A hit as the index sees it: key and BM25F score."""
+
     key: str
     score: float
-    terms: dict[str, set[str]]
 
 
 def _visibility(principal: Principal, f: SearchFilter) -> q.Query:
@@ -170,7 +173,11 @@ def _rarest(words: list[str], keep: int, analyzer: Any, reader: Any) -> str:
         tokens = [t.text for t in analyzer(word)]
         if not tokens:
             return 1 << 40  # a stop word: the least informative of all
-        return sum(reader.doc_frequency(f, t) for f in TEXT_FIELDS if f != "tags" for t in tokens)
+        # An identifier is as rare as its whole form (its parts are common words).
+        counts = [
+            sum(reader.doc_frequency(f, t) for f in TEXT_FIELDS if f != "tags") for t in tokens
+        ]
+        return min((c for c in counts if c), default=0)
 
     # Words no document contains cannot match: rank only the ones that can.
     frequencies = {w: frequency(w) for w in words}
@@ -183,6 +190,32 @@ _OPERATORS = {"AND", "OR", "NOT"}
 _SYNTAX = re.compile(r'["()~]|(?:^|\s)[+-]\w')
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Found:
+    matches: list[Match]
+    total: int
+    facets: dict[str, list[FacetValue]]
+    did_you_mean: str | None
+    plain: bool
+    terms: frozenset[str]  # the indexed terms the query looked for
+
+
+def _query_terms(query: q.Query, reader: Any) -> frozenset[str]:
+    """Every term a query can match (wildcards and fuzzy terms expanded, at most a few
+    hundred), to find the matched terms of the few hits shown rather than asking
+    Whoosh to track them for every match (which cost about two thirds of a search)."""
+    terms: set[str] = set()
+    for leaf in query.leaves():
+        try:
+            found = list(leaf.expanded_terms(reader, phrases=True))
+        except TypeError:  # Whoosh's fuzzy terms cannot expand under some analyzers
+            found = list(leaf.terms(phrases=True))
+        terms.update(t.decode() if isinstance(t, bytes) else str(t) for _, t in found)
+        if len(terms) >= MAX_QUERY_TERMS:
+            break
+    return frozenset(terms)
+
+
 def _run(
     index: SearchIndex,
     text: str,
@@ -190,7 +223,7 @@ def _run(
     limit: int,
     with_facets: bool,
     max_terms: int = MAX_TERMS,
-) -> tuple[list[_RawHit], int, dict[str, list[FacetValue]], str | None, bool]:
+) -> _Found:
     schema = index.schema
     facets = sorting.Facets()
     for field in FACETS.values():
@@ -198,9 +231,9 @@ def _run(
 
     def execute(query: q.Query) -> Any:
         if not with_facets:  # facet counts visit every match: only pay when asked
-            return index.run_query(query, limit=limit, filter=visible, terms=True)
+            return index.run_query(query, limit=limit, filter=visible)
         return index.run_query(
-            query, limit=limit, filter=visible, groupedby=facets, maptype=sorting.Count, terms=True
+            query, limit=limit, filter=visible, groupedby=facets, maptype=sorting.Count
         )
 
     with index.reading():
@@ -212,13 +245,7 @@ def _run(
             if suggestion:
                 parsed, _ = parse(schema, suggestion)
                 results = execute(parsed)
-        hits = []
-        for hit in results:
-            terms: dict[str, set[str]] = {}
-            for field, term in hit.matched_terms() if results.has_matched_terms() else []:
-                value = term.decode() if isinstance(term, bytes) else str(term)
-                terms.setdefault(field, set()).add(value)
-            hits.append(_RawHit(key=hit["key"], score=float(hit.score or 0.0), terms=terms))
+        hits = [Match(key=hit["key"], score=float(hit.score or 0.0)) for hit in results]
         facet_values = (
             {}
             if not with_facets
@@ -237,7 +264,21 @@ def _run(
         # Without facets Whoosh skips blocks, and len() then re-counts the query without
         # the visibility filter (drafts included); count the filtered matches instead.
         total = len(results) if with_facets else len(results.docs())
-    return hits, total, facet_values, suggestion, plain
+        terms = _query_terms(parsed, index.searcher().reader())
+    return _Found(hits, total, facet_values, suggestion, plain, terms)
+
+
+def _matched(document: Document, terms: frozenset[str], analyzer: Any) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for field in TEXT_FIELDS:
+        text = str(document.get(field) or "")
+        if field == "tags":
+            words = {t.strip().lower() for t in text.split(",")}
+        else:
+            words = {t.text for t in analyzer(text)}
+        if matched := words & terms:
+            found[field] = matched
+    return found
 
 
 SEPARATOR = "\x1f"  # never in stored text: validation refuses control characters
@@ -261,7 +302,7 @@ def _highlights(document: Document, terms: dict[str, set[str]], analyzer: Any) -
 
 
 async def _hydrate(
-    session: AsyncSession, principal: Principal, raw: list[_RawHit]
+    session: AsyncSession, principal: Principal, raw: list[Match]
 ) -> dict[str, tuple[Article | KnownError | Incident, Document]]:
     """Rows and their current documents for the hits the caller may still see."""
     wanted: dict[str, list[int]] = {}
@@ -289,6 +330,69 @@ async def _hydrate(
     return found
 
 
+def _match_many(
+    index: SearchIndex, text: str, searches: Sequence[tuple[q.Query, int]], max_terms: int
+) -> tuple[list[list[Match]], frozenset[str]]:
+    with index.reading():
+        parsed, _ = parse(index.schema, informative_words(index, text, max_terms))
+        found = [
+            [
+                Match(key=hit["key"], score=float(hit.score or 0.0))
+                for hit in index.run_query(parsed, limit=limit, filter=visible)
+            ]
+            for visible, limit in searches
+        ]
+        return found, _query_terms(parsed, index.searcher().reader())
+
+
+async def match(
+    *,
+    principal: Principal,
+    index: SearchIndex,
+    text: str,
+    searches: Sequence[tuple[SearchFilter, int]],
+    max_terms: int = MAX_TERMS,
+) -> tuple[list[list[Match]], frozenset[str]]:
+    """Index hits only, best first, for several filters (each with its own limit) and
+    one parsed query; no facets, rows, highlights or did-you-mean: for callers
+    (suggestions) that rank more candidates than they will show. Also returns the
+    terms the query looked for, for ``hits_for``."""
+    principal.require(Role.VIEWER, "Searching")
+    restricted = [(_visibility(principal, f), limit) for f, limit in searches]
+    return await asyncio.to_thread(_match_many, index, text, restricted, max_terms)
+
+
+async def hits_for(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    index: SearchIndex,
+    matches: Sequence[Match],
+    terms: frozenset[str],
+    with_highlights: bool = True,
+) -> list[SearchHit]:
+    """Matches as hits the caller may still see, with rows, highlights and the query
+    ``terms`` each one contains."""
+    rows = await _hydrate(session, principal, list(matches))
+    analyzer = index.schema["title"].analyzer
+    hits = []
+    for found in matches:
+        if found.key not in rows:
+            continue  # deleted or hidden since it was indexed
+        entity, document = rows[found.key]
+        matched = _matched(document, terms, analyzer) if with_highlights else {}
+        hits.append(
+            SearchHit(
+                kind=parse_key(found.key)[0],
+                entity=entity,
+                score=found.score,
+                highlights=_highlights(document, matched, analyzer),
+                matched_terms=sorted({t for words in matched.values() for t in words}),
+            )
+        )
+    return hits
+
+
 async def search(
     *,
     session: AsyncSession,
@@ -308,32 +412,64 @@ async def search(
     if not 0 <= offset <= MAX_OFFSET:
         raise ValidationError(f"results go {MAX_OFFSET} deep at most", field="after")
     visible = _visibility(principal, filter or SearchFilter())
-    raw, total, facets, suggestion, plain = await asyncio.to_thread(
+    found = await asyncio.to_thread(
         _run, index, text, visible, offset + size + 1, with_facets, max_terms
     )
-    page = raw[offset : offset + size]
-    rows = await _hydrate(session, principal, page)
-    analyzer = index.schema["title"].analyzer
-    hits = []
-    for hit in page:
-        if hit.key not in rows:
-            continue  # deleted or hidden since it was indexed
-        entity, document = rows[hit.key]
-        hits.append(
-            SearchHit(
-                kind=parse_key(hit.key)[0],
-                entity=entity,
-                score=hit.score,
-                highlights=_highlights(document, hit.terms, analyzer),
-                matched_terms=sorted({t for terms in hit.terms.values() for t in terms}),
-            )
-        )
+    page = found.matches[offset : offset + size]
     return SearchResults(
-        hits=hits,
-        total=total,
+        hits=await hits_for(
+            session=session, principal=principal, index=index, matches=page, terms=found.terms
+        ),
+        total=found.total,
         offset=offset,
-        has_next=len(raw) > offset + size,
-        facets=facets,
-        did_you_mean=suggestion,
-        read_as_plain_text=plain,
+        has_next=len(found.matches) > offset + size,
+        facets=found.facets,
+        did_you_mean=found.did_you_mean,
+        read_as_plain_text=found.plain,
     )
+
+
+def term_vectors(index: SearchIndex, texts: Sequence[str]) -> list[dict[str, float]]:
+    """TF-IDF vectors of texts, with the index's analyzer and document frequencies.
+
+    BM25 scores say which document matches best, not how alike two texts are;
+    the cosine of these vectors does (1.0 for the same words in the same
+    proportions), which is what "a similar incident" and "a duplicate" need.
+    """
+    analyzer = index.schema["body"].analyzer
+    with index.reading():
+        reader = index.searcher().reader()
+        documents = max(1, reader.doc_count())
+        idf: dict[str, float] = {}
+        vectors = []
+        for text in texts:
+            counts: dict[str, int] = {}
+            for token in analyzer(text[:MAX_VECTOR_TEXT]):
+                counts[token.text] = counts.get(token.text, 0) + 1
+            vector = {}
+            for term, count in counts.items():
+                if term not in idf:
+                    df = max(reader.doc_frequency(f, term) for f in _VECTOR_FIELDS)
+                    idf[term] = math.log(1 + documents / (1 + df))
+                vector[term] = (1 + math.log(count)) * idf[term]
+            vectors.append(vector)
+    return vectors
+
+
+def coverage(query: dict[str, float], document: dict[str, float]) -> float:
+    """How much of a query's weight a document contains (1.0: every word of it). Unlike
+    the cosine, a long document is not penalised for saying more than the query."""
+    total = sum(w * w for w in query.values())
+    return sum(w * w for t, w in query.items() if t in document) / total if total else 0.0
+
+
+def cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    dot = sum(w * b[t] for t, w in a.items() if t in b)
+    norm = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
+    return dot / norm if norm else 0.0
+
+
+MAX_VECTOR_TEXT = 20_000
+_VECTOR_FIELDS = ("title", "symptoms", "body", "signatures")

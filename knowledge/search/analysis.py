@@ -1,0 +1,64 @@
+"""Text analysis for error messages as well as prose.
+
+Error text is full of compound identifiers: ``ER_NOT_SUPPORTED_AUTH_MODE``,
+``PublicKeyRetrieval``, ``psycopg2.OperationalError``, ``pg_hba.conf``. A
+reporter writes "ER NOT SUPPORTED AUTH MODE" or "public key retrieval"; an
+article quotes the identifier (or the other way round). Whoosh's stemming
+analyzer keeps each identifier as one token, so the two never meet. The
+compound filter keeps the whole identifier (an exact match still counts most,
+as it matches both ways) and adds its parts at the same position, so phrases
+and highlights still line up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from whoosh.analysis import (
+    Filter,
+    LowercaseFilter,
+    RegexTokenizer,
+    StemFilter,
+    StopFilter,
+)
+
+# Split points: underscores and dots, then lower→Upper ("publicKey") and
+# UPPER→Upper-lower ("HTTPServer") case changes; digits stay with their letters
+# ("utf8mb4", "x509" are names, not two words).
+_DELIMITERS = re.compile(r"[._]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def compound_parts(word: str) -> list[str]:
+    """The parts of an identifier, or ``[]`` when it is a plain word."""
+    parts = [p for chunk in _DELIMITERS.split(word) for p in _CAMEL.split(chunk) if p]
+    return parts if parts != [word] else []
+
+
+class CompoundFilter(Filter):  # type: ignore[misc]
+    """Yield each token, then its identifier parts at the same position."""
+
+    def __call__(self, tokens: Iterator[Any]) -> Iterator[Any]:
+        for token in tokens:
+            text = token.text
+            parts = compound_parts(text)
+            yield token
+            if not parts:
+                continue
+            start = token.startchar if token.chars else 0
+            offset = 0
+            for part in parts:
+                offset = text.find(part, offset)
+                token.text = part
+                if token.chars:
+                    token.startchar = start + offset
+                    token.endchar = start + offset + len(part)
+                offset += len(part)
+                yield token
+
+
+def analyzer() -> Any:
+    """Stemming analyzer for every text field, with identifiers split into words."""
+    return RegexTokenizer() | CompoundFilter() | LowercaseFilter() | StopFilter() | StemFilter()
