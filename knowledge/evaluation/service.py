@@ -34,9 +34,11 @@ from knowledge.search.documents import article_document
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
 from knowledge.suggestions import service as suggestions
+from knowledge.suggestions.weights import DEFAULT, Weights
 from knowledge.transfer import service as transfer
 
 MODES = ("full", "title")
+Observer = Callable[["LabelledIncident", list[suggestions.Candidate], dict[int, str]], None]
 DEPTH = 10
 
 
@@ -144,7 +146,11 @@ async def run(
     ks: Sequence[int] = (1, 3, 5, 10),
     replay: bool = False,
     baseline: bool = False,
+    weights: Weights = DEFAULT,
+    observe: Observer | None = None,
 ) -> list[EvalReport]:
+    """Score every labelled incident; ``observe`` also receives each incident's full
+    candidate list (for ``bench/tune_suggestions.py``, which refits the weights)."""
     if mode not in MODES:
         raise ValidationError(f"mode is one of {', '.join(MODES)}", field="mode")
     labelled = read_incidents(incidents_file)
@@ -170,15 +176,22 @@ async def run(
                 description = incident.description if mode == "full" else ""
                 started = time.perf_counter()
                 async with db.read() as session:
-                    hits = await suggestions.suggest(
+                    found = await suggestions.suggest(
                         session=session, principal=SYSTEM, index=indexer.index,
-                        title=incident.title, description=description,
-                        error_text=description, first=DEPTH,
+                        draft=suggestions.Draft(title=incident.title, description=description),
+                        first=DEPTH, weights=weights,
                     )  # fmt: skip
-                ranked = [slugs[h.entity.id] for h in hits if isinstance(h.entity, Article)]
+                ranked = [slugs[s.target.id] for s in found if isinstance(s.target, Article)]
                 ours.append(_rank(incident, ranked, time.perf_counter() - started))
+                if observe is not None:
+                    async with db.read() as session:
+                        everything, _ = await suggestions.candidates(
+                            session=session, principal=SYSTEM, index=indexer.index,
+                            draft=suggestions.Draft(title=incident.title, description=description),
+                        )  # fmt: skip
+                    observe(incident, everything, slugs)
                 if replay:
-                    await _record_resolution(db, incident, description, slugs)
+                    await _record_resolution(db, incident, slugs)
                     await indexer.catch_up()
             reports = [score("knownfix", mode, ours, ks)]
             if baseline:
@@ -202,7 +215,7 @@ async def run(
 
 
 async def _record_resolution(
-    db: Database, incident: LabelledIncident, description: str, slugs: dict[int, str]
+    db: Database, incident: LabelledIncident, slugs: dict[int, str]
 ) -> None:
     """What a responder does after the fact: the incident, resolved by its article."""
     by_slug = {slug: article_id for article_id, slug in slugs.items()}
@@ -213,7 +226,7 @@ async def _record_resolution(
         now = utcnow()
         row = await incidents.report(
             session=session, principal=SYSTEM, policy=IncidentPolicy(), now=now,
-            title=incident.title[:200], description=description[:20_000],
+            title=incident.title[:200], description=incident.description[:20_000],
         )  # fmt: skip
         await incidents.resolve(
             session=session, principal=SYSTEM, now=now, incident_id=row.id,

@@ -43,6 +43,7 @@ from knowledge.numbering import next_number
 from knowledge.outbox.models import OutboxOp
 from knowledge.outbox.service import record
 from knowledge.pagination import Page, fetch_page
+from knowledge.suggestions import signatures
 from knowledge.validation import aware, check_version, clean_line, clean_text
 
 RESPONDER = Role.RESPONDER
@@ -301,6 +302,9 @@ async def report(
         alert_fingerprint=alert_fingerprint,
         alert_occurrences=1 if alert_fingerprint else 0,
     )  # fmt: skip
+    incident.error_signature = signatures.primary(
+        [incident.error_text, incident.title, incident.description]
+    )
     _set_priority(incident, policy)
     session.add(incident)
     await flush_or_conflict(session, what=f"incident {incident.reference}")

@@ -1,27 +1,131 @@
-"""Suggesting knowledge for an incident or a draft of one.
+"""Suggesting what will restore service, for an incident or a draft of one.
 
-For now the suggestions are a search over published articles and known errors
-with the most informative words of everything the reporter wrote; the ranking
-engine (signatures, context, history) will grow here behind the same function.
+Candidates come from two searches with the incident's most informative words:
+published articles and known errors (text relevance), and resolved incidents
+(whatever resolved them becomes a candidate, with the incident as evidence).
+Each candidate then gets the signals of DESIGN.md "Suggestions" (text,
+signatures, context, history, success rate), combined with the weights in
+``weights.py`` into one calibrated score, and keeps the evidence for each
+signal so a responder can see why it was suggested.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge.accounts.principal import Principal
+from knowledge.accounts.roles import Role
+from knowledge.articles import service as articles
+from knowledge.articles.models import Article, ArticleStatus
+from knowledge.errors import ValidationError
+from knowledge.incidents import service as incidents
+from knowledge.known_errors import service as known_errors
+from knowledge.known_errors.models import KnownError, KnownErrorStatus
 from knowledge.search import service as search
+from knowledge.search.documents import article_sections, key_of, parse_key
 from knowledge.search.index import SearchIndex
 from knowledge.search.query import MAX_QUERY_LENGTH, plain_words
+from knowledge.suggestions import history, signatures
+from knowledge.suggestions.weights import DEFAULT, Weights
+from knowledge.validation import clean_text
 
-__all__ = ["plain_words", "query_text", "suggest"]
+__all__ = ["Draft", "Evidence", "Signal", "Suggestion", "plain_words", "query_text", "suggest"]
 
 # Chosen with ``knownfix eval`` on incident-eval-dev (full mode): 8 words gave
 # Recall@1 0.82, 16 gave 0.93, 32 gave 0.98 at about 60 ms p50; a reporter's
 # description needs more words than a search box query.
 MAX_TERMS = 32
+# How deep each search looks for candidates; ranking more costs hydration time,
+# and the eval found no expected article below rank 20 of the text search.
+CANDIDATES = 20
+SIMILAR_INCIDENTS = 10
+MAX_SUGGESTIONS = 20
+
+Target = Article | KnownError
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Draft:
+    """What a reporter has written so far (nothing needs to be saved)."""
+
+    title: str
+    description: str = ""
+    error_text: str = ""
+    service_id: int | None = None
+    category: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Signal:
+    name: str
+    value: float
+    weight: float
+    detail: str
+
+    @property
+    def contribution(self) -> float:
+        return self.value * self.weight
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Evidence:
+    """A resolved incident similar to this one, resolved by the suggested target."""
+
+    incident_id: int
+    similarity: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Suggestion:
+    key: str
+    target: Target
+    rank: int
+    score: float
+    total: float
+    signals: list[Signal]
+    evidence: list[Evidence]
+    matched_terms: list[str]
+    highlights: list[search.Highlight]
+
+    @property
+    def kind(self) -> str:
+        return parse_key(self.key)[0]
+
+    def explanation(self) -> str:
+        """One line for a timeline or a link's reason: the signals that fired."""
+        fired = sorted((s for s in self.signals if s.contribution), key=lambda s: -s.contribution)
+        return "; ".join(f"{s.name} {s.contribution:+.2f} ({s.detail})" for s in fired)
+
+
+MAX_TITLE = 200
+MAX_TEXT = 20_000
+
+
+def clean_draft(draft: Draft) -> Draft:
+    """A draft checked like the incident it may become; it can be unfinished (no
+    title yet) but not empty, and not longer than an incident may be."""
+    title = clean_text(draft.title, field="title", max_length=MAX_TITLE, required=False)
+    if "\n" in title or "\r" in title:
+        raise ValidationError("title must be a single line", field="title")
+    cleaned = dataclasses.replace(
+        draft,
+        title=title,
+        description=clean_text(
+            draft.description, field="description", max_length=MAX_TEXT, required=False
+        ),
+        error_text=clean_text(
+            draft.error_text, field="errorText", max_length=MAX_TEXT, required=False
+        ),
+        category=draft.category.strip() or None if draft.category else None,
+    )
+    if not (cleaned.title or cleaned.description or cleaned.error_text):
+        raise ValidationError("write a title, a description or an error first", field="title")
+    return cleaned
 
 
 def query_text(title: str, description: str = "", error_text: str = "") -> str:
@@ -30,32 +134,234 @@ def query_text(title: str, description: str = "", error_text: str = "") -> str:
     return " ".join(plain_words(f"{title} {description} {error_text}")).lower()
 
 
+def draft_signatures(draft: Draft) -> list[str]:
+    return signatures.signatures_of([draft.error_text, draft.title, draft.description])
+
+
+@functools.lru_cache(maxsize=4096)
+def _signatures_cached(key: str, version: int, texts: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(signatures.signatures_of(texts))
+
+
+def target_signatures(key: str, target: Target) -> tuple[str, ...]:
+    """Curated signatures first, then the error lines its symptoms quote (cached per
+    version: the same articles come up for incident after incident)."""
+    if isinstance(target, Article):
+        texts = (
+            *target.error_signatures,
+            target.title,
+            target.summary,
+            article_sections(target.body)["symptoms"],
+        )
+    else:
+        texts = (*target.error_signatures, target.title, target.symptoms)
+    return _signatures_cached(key, target.version, tuple(str(t) for t in texts))
+
+
+def _suggestible(target: object) -> bool:
+    if isinstance(target, Article):
+        return target.status is ArticleStatus.PUBLISHED
+    return isinstance(target, KnownError) and target.status is not KnownErrorStatus.ARCHIVED
+
+
+async def _services(session: AsyncSession, targets: dict[str, Target]) -> dict[str, set[int]]:
+    article_ids = [t.id for t in targets.values() if isinstance(t, Article)]
+    error_ids = [t.id for t in targets.values() if isinstance(t, KnownError)]
+    found: dict[str, set[int]] = {}
+    if article_ids:
+        for article_id, services in (
+            await articles.services_of(session=session, article_ids=article_ids)
+        ).items():
+            found[key_of("article", article_id)] = {s.id for s in services}
+    if error_ids:
+        for error_id, services in (
+            await known_errors.services_of(session=session, known_error_ids=error_ids)
+        ).items():
+            found[key_of("known_error", error_id)] = {s.id for s in services}
+    return found
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Candidate:
+    """A target with its evidence, before the weights turn it into a rank."""
+
+    key: str
+    target: Target
+    match: search.Match
+    signals: list[Signal]
+    evidence: list[Evidence]
+
+    @property
+    def total(self) -> float:
+        return sum(s.contribution for s in self.signals)
+
+
+async def candidates(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    index: SearchIndex,
+    draft: Draft,
+    weights: Weights = DEFAULT,
+    exclude: frozenset[str] = frozenset(),
+    incident_id: int | None = None,
+) -> tuple[list[Candidate], frozenset[str]]:
+    """Every candidate for a draft with its signals (unordered), and the query terms."""
+    principal.require(Role.VIEWER, "Asking for suggestions")
+    draft = clean_draft(draft)
+    words = query_text(draft.title, draft.description, draft.error_text)
+    # A description can be a page of logs: keep its most informative words.
+    text = await asyncio.to_thread(search.informative_words, index, words, MAX_TERMS)
+    text = text[:MAX_QUERY_LENGTH].rsplit(" ", 1)[0] if len(text) > MAX_QUERY_LENGTH else text
+    if not text.strip():
+        return [], frozenset()
+    own = key_of("incident", incident_id) if incident_id is not None else None
+    (found, past), terms = await search.match(
+        principal=principal, index=index, text=text, max_terms=MAX_TERMS,
+        searches=[
+            (search.SearchFilter(kinds=["article", "known_error"]), CANDIDATES),
+            (search.SearchFilter(kinds=["incident"]), SIMILAR_INCIDENTS + 1),
+        ],
+    )  # fmt: skip
+    past = [m for m in past if m.key != own][:SIMILAR_INCIDENTS]
+    top_text = max((m.score for m in found), default=0.0) or 1.0
+    evidence = await _evidence(session, index, words, [parse_key(m.key)[1] for m in past])
+    matches = {m.key: m for m in found}
+    for key in evidence:
+        matches.setdefault(key, search.Match(key=key, score=0.0))
+    for key in exclude:
+        matches.pop(key, None)
+    hits = await search.hits_for(
+        session=session, principal=principal, index=index, matches=list(matches.values()),
+        terms=terms, with_highlights=False,
+    )  # fmt: skip
+    targets: dict[str, Target] = {
+        key_of(h.kind, h.entity.id): h.entity  # type: ignore[misc]
+        for h in hits
+        if _suggestible(h.entity)
+    }
+    outcomes = await history.outcomes(session=session, keys=list(targets))
+    services = await _services(session, targets) if draft.service_id is not None else {}
+    ours = draft_signatures(draft)
+    found_candidates = []
+    for key, target in targets.items():
+        signals = _signals(
+            weights, draft, target, matches[key], top_text, ours, target_signatures(key, target),
+            services.get(key, set()), evidence.get(key, []), outcomes[key],
+        )  # fmt: skip
+        ordered = sorted(evidence.get(key, []), key=lambda e: -e.similarity)
+        found_candidates.append(Candidate(key, target, matches[key], signals, ordered))
+    return found_candidates, terms
+
+
+def ranked(found: list[Candidate]) -> list[Candidate]:
+    """Best first: by weighted total, then text relevance, then key (stable output)."""
+    return sorted(found, key=lambda c: (-c.total, -c.match.score, c.key))
+
+
 async def suggest(
     *,
     session: AsyncSession,
     principal: Principal,
     index: SearchIndex,
-    title: str,
-    description: str = "",
-    error_text: str = "",
-    service: str | None = None,
+    draft: Draft,
     first: int = 5,
-) -> list[search.SearchHit]:
-    # A description can be a page of logs: keep its most informative words first.
-    text = await asyncio.to_thread(
-        search.informative_words, index, query_text(title, description, error_text), MAX_TERMS
+    weights: Weights = DEFAULT,
+    exclude: frozenset[str] = frozenset(),
+    incident_id: int | None = None,
+) -> list[Suggestion]:
+    """The best ``first`` articles and known errors for a draft, best first.
+
+    ``exclude`` drops targets (those already rejected for this incident);
+    ``incident_id`` keeps an incident from being its own evidence.
+    """
+    found, terms = await candidates(
+        session=session, principal=principal, index=index, draft=draft, weights=weights,
+        exclude=exclude, incident_id=incident_id,
+    )  # fmt: skip
+    best = ranked(found)[: max(1, min(first, MAX_SUGGESTIONS))]
+    shown = {
+        key_of(h.kind, h.entity.id): h
+        for h in await search.hits_for(
+            session=session,
+            principal=principal,
+            index=index,
+            terms=terms,
+            matches=[c.match for c in best],
+        )
+    }
+    return [
+        Suggestion(
+            key=c.key,
+            target=c.target,
+            rank=rank,
+            score=weights.calibrated(c.total),
+            total=c.total,
+            signals=c.signals,
+            evidence=c.evidence,
+            matched_terms=shown[c.key].matched_terms if c.key in shown else [],
+            highlights=shown[c.key].highlights if c.key in shown else [],
+        )
+        for rank, c in enumerate(best, start=1)
+    ]
+
+
+async def _evidence(
+    session: AsyncSession, index: SearchIndex, words: str, incident_ids: list[int]
+) -> dict[str, list[Evidence]]:
+    """Targets that resolved the given past incidents, each with how much of this
+    incident's TF-IDF weight the past one contains (1.0: all its words and more)."""
+    resolved_by = await history.resolutions(session=session, incident_ids=incident_ids)
+    rows = await incidents.by_ids(session=session, ids=list(resolved_by))
+    past = [rows[i] for i in incident_ids if i in rows]
+    vectors = await asyncio.to_thread(
+        search.term_vectors, index,
+        [words, *(query_text(i.title, i.description, i.error_text) for i in past)],
+    )  # fmt: skip
+    evidence: dict[str, list[Evidence]] = {}
+    for incident, vector in zip(past, vectors[1:], strict=True):
+        similarity = search.coverage(vectors[0], vector)
+        for key in resolved_by[incident.id]:
+            evidence.setdefault(key, []).append(Evidence(incident.id, similarity))
+    return evidence
+
+
+def _signals(
+    weights: Weights,
+    draft: Draft,
+    target: Target,
+    found: search.Match,
+    top_text: float,
+    ours: Sequence[str],
+    theirs: Sequence[str],
+    services: set[int],
+    evidence: Sequence[Evidence],
+    outcome: history.Outcomes,
+) -> list[Signal]:
+    signature, line = signatures.similarity(ours, theirs)
+    same_category = bool(
+        draft.category
+        and target.category
+        and draft.category.strip().casefold() == target.category.strip().casefold()
     )
-    text = text[:MAX_QUERY_LENGTH].rsplit(" ", 1)[0] if len(text) > MAX_QUERY_LENGTH else text
-    if not text:
-        return []
-    results = await search.search(
-        session=session,
-        principal=principal,
-        index=index,
-        text=text,
-        filter=search.SearchFilter(kinds=["article", "known_error"]),
-        first=first,
-        with_facets=False,
-        max_terms=MAX_TERMS,
-    )
-    return results.hits
+    history_value = 1.0
+    for e in evidence:
+        history_value *= 1.0 - e.similarity
+    return [
+        Signal("text", found.score / top_text, weights.text,
+               f"BM25F {found.score:.1f}, {found.score / top_text:.0%} of the best match"
+               if found.score else "found through similar incidents only"),
+        Signal("signature", signature, weights.signature,
+               f"{'same' if signature == 1.0 else 'similar'} error line: {line}" if line
+               else "no error line in common"),
+        Signal("service", float(draft.service_id in services), weights.service,
+               "linked to the incident's service" if draft.service_id in services
+               else "not linked to the incident's service"),
+        Signal("category", float(same_category), weights.category,
+               f"category {target.category}" if same_category else "different or no category"),
+        Signal("history", 1.0 - history_value, weights.history,
+               f"resolved {len(evidence)} similar incident(s)" if evidence
+               else "no similar incident resolved by it"),
+        Signal("success", weights.success_rate(outcome.good, outcome.bad), weights.success,
+               f"{outcome.good} good and {outcome.bad} bad outcome(s)"),
+    ]  # fmt: skip

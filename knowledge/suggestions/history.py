@@ -1,0 +1,129 @@
+"""What responders did before: the history signals, read straight from the database.
+
+Outcomes are counted from incident links and article feedback on every call, so
+an accepted, rejected or ``resolved by`` link counts the moment it is committed
+(no reindex). Only the text of resolved incidents comes from the index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from knowledge.articles.models import ArticleFeedback
+from knowledge.incidents.models import IncidentLink, LinkRelation
+from knowledge.search.documents import key_of
+
+# Relations that say "this restored service" and "this did not".
+GOOD = (LinkRelation.RESOLVED_BY, LinkRelation.ACCEPTED)
+BAD = (LinkRelation.REJECTED,)
+
+
+@dataclasses.dataclass(slots=True)
+class Outcomes:
+    resolved: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    suggested: int = 0
+    helpful: int = 0
+    unhelpful: int = 0
+
+    @property
+    def good(self) -> int:
+        return self.resolved + self.accepted + self.helpful
+
+    @property
+    def bad(self) -> int:
+        return self.rejected + self.unhelpful
+
+
+def link_key(link_article: int | None, link_known_error: int | None) -> str | None:
+    if link_article is not None:
+        return key_of("article", link_article)
+    if link_known_error is not None:
+        return key_of("known_error", link_known_error)
+    return None
+
+
+async def outcomes(*, session: AsyncSession, keys: Sequence[str]) -> dict[str, Outcomes]:
+    """Judged outcomes per article / known error key (two grouped queries)."""
+    article_ids = [int(k.split(":")[1]) for k in keys if k.startswith("article:")]
+    known_error_ids = [int(k.split(":")[1]) for k in keys if k.startswith("known_error:")]
+    found = {key: Outcomes() for key in keys}
+    if not article_ids and not known_error_ids:
+        return found
+    rows = await session.execute(
+        sa.select(
+            IncidentLink.article_id,
+            IncidentLink.known_error_id,
+            IncidentLink.relation,
+            sa.func.count(),
+        )
+        .where(
+            sa.or_(
+                IncidentLink.article_id.in_(article_ids),
+                IncidentLink.known_error_id.in_(known_error_ids),
+            )
+        )
+        .group_by(IncidentLink.article_id, IncidentLink.known_error_id, IncidentLink.relation)
+    )
+    field = {
+        LinkRelation.RESOLVED_BY: "resolved",
+        LinkRelation.ACCEPTED: "accepted",
+        LinkRelation.REJECTED: "rejected",
+        LinkRelation.SUGGESTED: "suggested",
+    }
+    for article_id, known_error_id, relation, count in rows:
+        key = link_key(article_id, known_error_id)
+        if key in found and relation in field:
+            outcome = found[key]
+            setattr(outcome, field[relation], getattr(outcome, field[relation]) + count)
+    if article_ids:
+        votes = await session.execute(
+            sa.select(ArticleFeedback.article_id, ArticleFeedback.helpful, sa.func.count())
+            .where(ArticleFeedback.article_id.in_(article_ids))
+            .group_by(ArticleFeedback.article_id, ArticleFeedback.helpful)
+        )
+        for article_id, helpful, count in votes:
+            outcome = found[key_of("article", article_id)]
+            if helpful:
+                outcome.helpful += count
+            else:
+                outcome.unhelpful += count
+    return found
+
+
+async def resolutions(
+    *, session: AsyncSession, incident_ids: Sequence[int]
+) -> dict[int, list[str]]:
+    """What restored service for each incident: ``resolved by`` and accepted
+    suggestions, minus anything later rejected for the same incident."""
+    if not incident_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(
+            IncidentLink.incident_id,
+            IncidentLink.article_id,
+            IncidentLink.known_error_id,
+            IncidentLink.relation,
+        )
+        .where(
+            IncidentLink.incident_id.in_(set(incident_ids)),
+            IncidentLink.relation.in_((*GOOD, *BAD)),
+        )
+        .order_by(IncidentLink.id)
+    )
+    good: dict[int, list[str]] = {}
+    bad: dict[int, set[str]] = {}
+    for incident_id, article_id, known_error_id, relation in rows:
+        key = link_key(article_id, known_error_id)
+        if key is None:
+            continue
+        if relation in BAD:
+            bad.setdefault(incident_id, set()).add(key)
+        elif key not in good.setdefault(incident_id, []):
+            good[incident_id].append(key)
+    return {i: [k for k in keys if k not in bad.get(i, set())] for i, keys in good.items()}

@@ -1,0 +1,53 @@
+"""How the suggestion signals combine: every weight in one place.
+
+A candidate's evidence is a handful of features, each in [0, 1] (the success
+rate is centred on 0 so an article nobody has judged yet is neither helped nor
+hurt). The ranking uses their weighted sum; the score shown to people is that
+sum passed through a logistic curve fitted so that it reads as "how often the
+top suggestion with this score was right" on the labelled evaluation set.
+
+The weights were chosen with ``knownfix eval`` (``bench/tune_suggestions.py``
+searches the grid and refits the curve) on incident-eval-dev, all four modes
+(full and title, with and without ``--replay``) at once, so that no mode buys
+its figures with another's. They were not tuned to single incidents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Weights:
+    # BM25F relevance of the candidate to the incident's most informative words,
+    # relative to the best candidate for the same incident.
+    text: float = 1.0
+    # Normalised error lines shared with the candidate (1 for an identical line).
+    signature: float = 0.8
+    # The candidate is tied to the incident's service / has its category.
+    service: float = 0.15
+    category: float = 0.15
+    # Similar resolved incidents were resolved by (or accepted) this candidate.
+    history: float = 0.4
+    # Smoothed share of good outcomes (resolved by, accepted, helpful) among all
+    # judged outcomes (those plus rejected and unhelpful), centred on 0.
+    success: float = 0.1
+    # The logistic curve from weighted sum to the displayed score.
+    scale: float = 4.73
+    bias: float = -3.72
+    # Beta prior of the success rate: a new article counts as 2 good outcomes in 4.
+    prior_good: float = 2.0
+    prior_bad: float = 2.0
+
+    def calibrated(self, total: float) -> float:
+        return 1.0 / (1.0 + math.exp(-(self.scale * total + self.bias)))
+
+    def success_rate(self, good: float, bad: float) -> float:
+        """Centred: 0 for no evidence, towards +0.5 / -0.5 as outcomes accumulate."""
+        prior = self.prior_good / (self.prior_good + self.prior_bad)
+        rate = (good + self.prior_good) / (good + bad + self.prior_good + self.prior_bad)
+        return rate - prior
+
+
+DEFAULT = Weights()
