@@ -27,6 +27,8 @@ from api.known_errors.queries import KnownErrorsQuery
 from api.limits import Limits, limit_extensions
 from api.node import NodeQuery
 from api.search.queries import SearchQuery
+from api.suggestions.mutations import SuggestionsMutation
+from api.suggestions.queries import SuggestionsQuery
 from knowledge.config import Settings
 from knowledge.errors import DomainError
 from knowledge.search.index import IndexUnavailableError
@@ -43,11 +45,19 @@ Query = merge_types(
         KnownErrorsQuery,
         SearchQuery,
         IncidentsQuery,
+        SuggestionsQuery,
     ),
 )
 Mutation = merge_types(
     "Mutation",
-    (AccountsMutation, CatalogMutation, ArticlesMutation, KnownErrorsMutation, IncidentsMutation),
+    (
+        AccountsMutation,
+        CatalogMutation,
+        ArticlesMutation,
+        KnownErrorsMutation,
+        IncidentsMutation,
+        SuggestionsMutation,
+    ),
 )
 Subscription = merge_types("Subscription", (IncidentsSubscription,))
 

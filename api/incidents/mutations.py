@@ -22,15 +22,15 @@ from api.incidents.inputs import (
 )
 from api.incidents.types import IncidentEventType, IncidentType, PostIncidentReviewType
 from api.mutations import input_id, optional_input_id, run_mutation
-from api.search.types import SearchResultItem, hit_type
+from api.suggestions.types import SuggestionType
 from knowledge.incidents import service as incidents
-from knowledge.suggestions import service as suggestions
+from knowledge.suggestions import feedback
 
 
 @strawberry.type(name="ClassifiedIncident")
 class ClassifiedIncidentType:
     incident: IncidentType
-    suggestions: list[SearchResultItem] = strawberry.field(
+    suggestions: list[SuggestionType] = strawberry.field(
         description="Knowledge likely to restore service, best first."
     )
 
@@ -48,7 +48,10 @@ CaptureResult = Annotated[ArticleType | AnyError, strawberry.union("CaptureKnowl
 
 @strawberry.type
 class IncidentsMutation:
-    @strawberry.mutation(description="Detect: reporters and up (and agents with such a token).")
+    @strawberry.mutation(
+        description="Detect: reporters and up (and agents with such a token). The incident's "
+        "suggestions and possible duplicates are ready to select on the result."
+    )
     async def report_incident(
         self, info: strawberry.Info[Context], input: ReportIncidentInput
     ) -> IncidentResult:
@@ -64,7 +67,12 @@ class IncidentsMutation:
             )  # fmt: skip
             return IncidentType.from_model(row)
 
-        return await run_mutation(info, change)
+        result = await run_mutation(info, change)
+        if isinstance(result, IncidentType):
+            await feedback.store_after_commit(
+                db=ctx.db, index=ctx.index, incident_id=result.row.id, now=ctx.now()
+            )
+        return result
 
     @strawberry.mutation(
         description="Classify: impact and urgency set the priority; the payload carries "
@@ -88,17 +96,12 @@ class IncidentsMutation:
         result = await run_mutation(info, change)
         if not isinstance(result, IncidentType):
             return result
-        incident = result.row
-        if ctx.index is None or not ctx.index.is_open:
-            # The classification is committed; without an index there is nothing to suggest.
-            return ClassifiedIncidentType(incident=result, suggestions=[])
-        async with ctx.read() as session:
-            hits = await suggestions.suggest(
-                session=session, principal=ctx.principal, index=ctx.index,
-                title=incident.title, description=incident.description,
-                error_text=incident.error_text,
-            )  # fmt: skip
-        return ClassifiedIncidentType(incident=result, suggestions=[hit_type(h) for h in hits])
+        found = await feedback.store_after_commit(
+            db=ctx.db, index=ctx.index, incident_id=result.row.id, now=ctx.now()
+        )
+        return ClassifiedIncidentType(
+            incident=result, suggestions=[SuggestionType.from_suggestion(s) for s in found]
+        )
 
     @strawberry.mutation(description="Assess: assign a team and a responder.")
     async def assign_incident(

@@ -27,6 +27,7 @@ from knowledge.incidents.service import sla_of
 if TYPE_CHECKING:
     from api.articles.types import ArticleType
     from api.known_errors.types import KnownErrorType
+    from api.suggestions.types import SimilarIncidentType
 
 IncidentStatusEnum = strawberry.enum(IncidentStatus, name="IncidentStatus")
 LevelEnum = strawberry.enum(Level, name="Level", description="Impact and urgency.")
@@ -99,6 +100,10 @@ class IncidentLinkType:
     @strawberry.field
     def rank(self) -> int | None:
         return self.row.rank
+
+    @strawberry.field(description="For suggestions, the signals that fired; for verdicts, why.")
+    def reason(self) -> str:
+        return self.row.reason
 
     @strawberry.field
     def created_at(self) -> dt.datetime:
@@ -299,6 +304,32 @@ class IncidentType(Node):
     async def links(self, info: strawberry.Info[Context]) -> list[IncidentLinkType]:
         rows = await info.context.loaders.links_of_incident.load(self.row.id)
         return [IncidentLinkType(row=r) for r in rows]
+
+    @strawberry.field(
+        description="The suggestions stored when it was reported or last classified, best "
+        "first (rejected ones are left out when they are refreshed)."
+    )
+    async def suggestions(self, info: strawberry.Info[Context]) -> list[IncidentLinkType]:
+        rows = await info.context.loaders.links_of_incident.load(self.row.id)
+        stored = [r for r in rows if r.relation is LinkRelation.SUGGESTED]
+        return [IncidentLinkType(row=r) for r in sorted(stored, key=lambda r: r.rank or 0)]
+
+    @strawberry.field(
+        description="Open incidents on the same service from the last week with the same error "
+        "signature or very similar text. Computed per incident: ask on one at a time."
+    )
+    async def possible_duplicates(
+        self, info: strawberry.Info[Context], first: int = 5
+    ) -> list[Annotated[SimilarIncidentType, strawberry.lazy("api.suggestions.types")]]:
+        from api.suggestions.types import SimilarIncidentType
+        from knowledge.suggestions import similar
+
+        async with info.context.read() as session:
+            found = await similar.possible_duplicates(
+                session=session, principal=info.context.principal, index=info.context.index,
+                incident=self.row, first=first,
+            )  # fmt: skip
+        return [SimilarIncidentType.from_similar(s) for s in found]
 
     @strawberry.field
     async def review(self, info: strawberry.Info[Context]) -> PostIncidentReviewType | None:

@@ -47,7 +47,7 @@ CLASSIFY = mutation(
     "classifyIncident",
     "ClassifyIncidentInput",
     f"""__typename ... on ClassifiedIncident {{ incident {{ {FIELDS} }}
-        suggestions {{ __typename ... on ArticleHit {{ score article {{ slug }} }} }} }}
+        suggestions {{ rank score article {{ slug }} }} }}
         ... on Error {{ message code field }} ... on ConflictError {{ currentVersion }}""",
 )
 NOTE = mutation(
@@ -156,8 +156,10 @@ async def test_the_whole_lifecycle_from_report_to_close(
         notes="Raised the upstream pool to 200", resolvedBy={"articleId": to_global_id("Article", fix)},
     )  # fmt: skip
     assert (resolved["status"], resolved["resolutionCode"]) == ("RESOLVED", "FIXED")
-    assert resolved["links"] == [{"relation": "RESOLVED_BY", "incident": None, "knownError": None,
-                                  "article": {"slug": "upstream-connection-pool-exhausted-behind-the-proxy"}}]  # fmt: skip
+    # The suggestion stored at classification stays beside what actually resolved it
+    fix_slug = {"slug": "upstream-connection-pool-exhausted-behind-the-proxy"}
+    assert [(link["relation"], link["article"]) for link in resolved["links"]] == [
+        ("SUGGESTED", fix_slug), ("RESOLVED_BY", fix_slug)]  # fmt: skip
     assert resolved["sla"]["breached"] is False
 
     # Review the P1, then close
@@ -168,9 +170,12 @@ async def test_the_whole_lifecycle_from_report_to_close(
     assert closed["status"] == "CLOSED"
     assert closed["closedAt"] is not None
     kinds = [e["kind"] for e in closed["timeline"]]
-    assert kinds == ["REPORTED", "CLASSIFIED", "ASSIGNED", "STATUS_CHANGED", "NOTE", "RESOLVED",
-                     "REVIEWED", "CLOSED"]  # fmt: skip
-    assert {e["actor"]["username"] for e in closed["timeline"]} == {"remy", "rosa"}
+    assert kinds == ["REPORTED", "SUGGESTION_SHOWN", "CLASSIFIED", "SUGGESTION_SHOWN", "ASSIGNED",
+                     "STATUS_CHANGED", "NOTE", "RESOLVED", "REVIEWED", "CLOSED"]  # fmt: skip
+    # People did everything but suggesting, which the engine did on its own account
+    actors = {e["kind"]: e["actor"] for e in closed["timeline"]}
+    assert actors.pop("SUGGESTION_SHOWN") is None
+    assert {a["username"] for a in actors.values()} == {"remy", "rosa"}
     # The resolved article now counts the incident it resolved.
     stats = await client(
         f'{{ article(id: "{to_global_id("Article", fix)}") {{ stats {{ resolvedIncidents }} }} }}'
