@@ -1,8 +1,9 @@
 """The ``knownfix`` command.
 
 Commands act as the system principal: whoever runs them already holds the
-database. The commands for scripts and agents (``search``, ``incident show``, in
-``api.cli_agents``) act as the holder of a token instead. Errors print one line
+database. The commands for scripts and agents (``search``, ``suggest``, ``incident
+show`` and the MCP server ``mcp``, registered by ``api.cli_agents``) act as the
+holder of a token instead. Errors print one line
 to stderr and exit with status 2 (bad usage or configuration) or 1 (the
 operation failed).
 """

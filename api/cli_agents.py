@@ -1,4 +1,5 @@
-"""The ``knownfix`` commands for scripts and agents: ``search`` and ``incident show``.
+"""The ``knownfix`` commands for scripts and agents: ``search``, ``suggest``, ``incident show``
+and ``mcp`` (the MCP server, in ``api.mcp_server``).
 
 Unlike the operator commands (which act as the system), these answer questions
 as somebody: the holder of the token in ``KNOWNFIX_TOKEN``, with exactly the
@@ -8,7 +9,7 @@ should not see drafts or work notes its author could not see in the API.
 
 ``--json`` prints one JSON object (built by ``api.plain``, for the MCP server to
 share); otherwise the same facts as text for people. Commands that answer
-from the search index (``search``; ``suggest`` belongs here too) first bring the
+from the search index (``search``, ``suggest``, the MCP server) first bring the
 index up to date from the outbox, as the server would, so a script run on a host
 without a server still finds what was just written.
 """
@@ -21,6 +22,7 @@ import datetime as dt
 import json
 import os
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +40,7 @@ from knowledge.search import service as search
 from knowledge.search.index import SearchIndex
 from knowledge.search.schema import KINDS
 from knowledge.search.sync import Indexer
+from knowledge.suggestions import service as suggestions
 
 TOKEN_VARIABLE = "KNOWNFIX_TOKEN"  # noqa: S105 - the name of the variable, not a token
 
@@ -158,6 +161,80 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- knownfix suggest ---------------------------------------------------------------
+
+STDIN = "-"
+
+
+def read_draft(args: argparse.Namespace) -> tuple[str, str]:
+    """The title and description, from the options or from standard input.
+
+    Without ``--title``, piped input gives the title on its first line and the
+    description after it; ``--description -`` reads the description from it.
+    """
+    title, description = args.title, args.description
+    piped = title is None or description == STDIN
+    if not piped:
+        return title, description or ""
+    if title is None and sys.stdin.isatty() and description != STDIN:
+        args.usage_error("give --title, or pipe the title and description on standard input")
+    text = sys.stdin.read()
+    if title is None:
+        first, _, rest = text.lstrip("\n").partition("\n")
+        title, text = first.strip(), rest
+        if description not in (None, STDIN) and text.strip():
+            args.usage_error("the description comes from --description or stdin, not both")
+        if description not in (None, STDIN):
+            return title, description
+    return title, text.strip("\n")
+
+
+async def _suggest(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    title, description = read_draft(args)
+    db = Database(settings.database_url)
+    index: SearchIndex | None = None
+    try:
+        principal = await principal_from_env(db)
+        index = await open_fresh_index(db, settings)
+        async with db.read() as session:
+            return await plain.suggest(
+                session=session, principal=principal, index=index, title=title,
+                description=description, error_text=args.error_text or "",
+                service=args.service, category=args.category, first=args.first,
+            )  # fmt: skip
+    finally:
+        if index is not None:
+            await asyncio.to_thread(index.close)
+        await db.dispose()
+
+
+def render_suggestions(view: dict[str, Any]) -> list[str]:
+    found, title = view["suggestions"], view["draft"]["title"] or "(untitled)"
+    if not found:
+        return [printable(f"No suggestions for {title!r}.")]
+    lines = [printable(f"{len(found)} suggestions for {title!r}, best first")]
+    rows = [["#", "SCORE", "KIND", "REF", "TITLE"]]
+    rows += [[str(s["rank"]), f"{s['score']:.2f}", s["kind"], s["ref"], s["title"]] for s in found]
+    lines += _table(rows)
+    lines += ["", "Why:"]
+    for s in found:
+        lines.append(f"  {s['rank']}. " + printable(s["explanation"] or "no signal fired"))
+        if s["evidence"]:
+            past = ", ".join(f"{e['ref']} ({e['similarity']:.0%} alike)" for e in s["evidence"])
+            lines.append("     " + printable(f"resolved before: {past}"))
+    return lines
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    view = asyncio.run(_suggest(_settings(args), args))
+    if args.json:
+        _print_json(view)
+    else:
+        for line in render_suggestions(view):
+            _out(line)
+    return 0
+
+
 # --- knownfix incident show ---------------------------------------------------------
 
 
@@ -262,6 +339,17 @@ def page_size(value: str) -> int:
     return size
 
 
+def suggestion_count(value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    most = suggestions.MAX_SUGGESTIONS
+    if not 1 <= size <= most:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to {most}")
+    return size
+
+
 def add_commands(
     commands: Any,
     with_database: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
@@ -281,6 +369,28 @@ def add_commands(
     found.add_argument("--json", action="store_true", help="one JSON object")
     found.set_defaults(handler=cmd_search)
 
+    suggest = with_database(
+        commands.add_parser(
+            "suggest",
+            help="suggest articles and known errors for an incident being written",
+            description=f"Acts as the holder of ${TOKEN_VARIABLE}, else as a read-only viewer. "
+            "Without --title, reads the title (first line) and the description from "
+            "standard input.",
+        )
+    )
+    suggest.add_argument("--title", help="one line; else the first line of standard input")
+    suggest.add_argument("--description", help="the description; '-' reads standard input")
+    suggest.add_argument("--error-text", help="an error message or log lines")
+    suggest.add_argument("--service", metavar="SLUG", help="the affected service")
+    suggest.add_argument("--category", help="the incident's category")
+    suggest.add_argument(
+        "--first", type=suggestion_count, default=5,
+        help=f"how many suggestions (1-{suggestions.MAX_SUGGESTIONS})",
+    )  # fmt: skip
+    suggest.add_argument("--index-dir", help="overrides KNOWNFIX_INDEX_DIR")
+    suggest.add_argument("--json", action="store_true", help="one JSON object")
+    suggest.set_defaults(handler=cmd_suggest, usage_error=suggest.error)
+
     incident = commands.add_parser("incident", help="incidents").add_subparsers(
         dest="incident_command", required=True, metavar="ACTION"
     )
@@ -294,3 +404,21 @@ def add_commands(
     show.add_argument("number", type=incident_number, help="e.g. INC-000123")
     show.add_argument("--json", action="store_true", help="one JSON object")
     show.set_defaults(handler=cmd_incident_show)
+
+    mcp = with_database(
+        commands.add_parser(
+            "mcp",
+            help="serve the knowledge base to AI agents (Model Context Protocol, stdio)",
+            description=f"Acts as the holder of ${TOKEN_VARIABLE}, else as a read-only viewer; "
+            "responder tokens also get the tools that write (work notes, resolving).",
+        )
+    )
+    mcp.add_argument("--index-dir", help="overrides KNOWNFIX_INDEX_DIR")
+    mcp.set_defaults(handler=cmd_mcp)
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    # Imported on use: the MCP SDK takes a second to import, which no other command needs.
+    from api import mcp_server
+
+    return mcp_server.serve(_settings(args))

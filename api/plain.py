@@ -1,7 +1,7 @@
 """Plain, JSON-ready views of search results and incidents, for scripts and agents.
 
-GraphQL clients pick their fields; the ``knownfix`` command (and the MCP server,
-which is to answer the same questions) prints whole answers instead. These functions
+GraphQL clients pick their fields; the ``knownfix`` command and the MCP server
+(``api.mcp_server``) give whole answers instead. These functions
 build them once, from the same knowledge services and with the same caller's
 permissions, so ``--json`` and the text for people show the same facts. Values
 are str, int, float, bool, None, lists and dicts; times are ISO 8601 in UTC; every
@@ -23,12 +23,18 @@ from knowledge.accounts.models import Team, User
 from knowledge.accounts.principal import Principal
 from knowledge.articles import service as articles
 from knowledge.articles.models import Article
+from knowledge.catalog import service as catalog
 from knowledge.catalog.models import Service
+from knowledge.errors import NotFoundError
 from knowledge.incidents import service as incidents
 from knowledge.incidents.models import Incident, IncidentLink
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.models import KnownError
+from knowledge.search.index import SearchIndex
 from knowledge.search.service import SearchHit, SearchResults
+from knowledge.suggestions import service as suggestions
+from knowledge.suggestions.service import Draft, Signal, Suggestion
+from knowledge.suggestions.similar import Similar
 
 
 def when(moment: dt.datetime | None) -> str | None:
@@ -45,6 +51,11 @@ def _thing(row: Article | KnownError | Incident) -> dict[str, Any]:
                 "title": row.title, "status": row.status.value}  # fmt: skip
     return {"kind": "incident", "id": to_global_id("Incident", row.id), "ref": row.reference,
             "title": row.title, "status": row.status.value}  # fmt: skip
+
+
+def thing(row: Article | KnownError | Incident) -> dict[str, Any]:
+    """Kind, global id, reference, title and status: enough to name it and fetch it."""
+    return _thing(row)
 
 
 def hit_view(hit: SearchHit) -> dict[str, Any]:
@@ -175,4 +186,134 @@ async def incident_view(
             }
             for e in events
         ],
+    }
+
+
+# --- suggestions, similar incidents and articles (``knownfix suggest``, the MCP server) ---
+
+
+def _signal_view(signal: Signal) -> dict[str, Any]:
+    return {
+        "name": signal.name,
+        "value": round(signal.value, 4),
+        "weight": round(signal.weight, 4),
+        "contribution": round(signal.contribution, 4),
+        "detail": signal.detail,
+    }
+
+
+async def suggest(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    index: SearchIndex,
+    title: str,
+    description: str = "",
+    error_text: str = "",
+    service: str | None = None,
+    category: str | None = None,
+    first: int = 5,
+) -> dict[str, Any]:
+    """Suggestions for an incident being written (``service`` is a slug); nothing is saved."""
+    service_id = None
+    if service:
+        row = await catalog.get_by_slug(session=session, principal=principal, slug=service)
+        if row is None:
+            raise NotFoundError(f"no service {service!r}", field="service")
+        service_id = row.id
+    draft = Draft(
+        title=title, description=description, error_text=error_text, service_id=service_id,
+        category=category,
+    )  # fmt: skip
+    found = await suggestions.suggest(
+        session=session, principal=principal, index=index, draft=draft, first=first
+    )
+    return await suggestions_view(session=session, draft=draft, service=service, found=found)
+
+
+async def suggestions_view(
+    *, session: AsyncSession, draft: Draft, service: str | None, found: list[Suggestion]
+) -> dict[str, Any]:
+    """Suggestions for a draft, best first, each with its signals and evidence."""
+    evidence_ids = [e.incident_id for s in found for e in s.evidence]
+    past = await incidents.by_ids(session=session, ids=evidence_ids) if evidence_ids else {}
+    return {
+        "draft": {"title": draft.title, "service": service, "category": draft.category},
+        "suggestions": [
+            {
+                **_thing(s.target),
+                "rank": s.rank,
+                "score": round(s.score, 4),  # 0-1: how often such a top suggestion was right
+                "explanation": s.explanation(),
+                "signals": [_signal_view(signal) for signal in s.signals],
+                "evidence": [
+                    {**_thing(past[e.incident_id]), "similarity": round(e.similarity, 4)}
+                    for e in s.evidence
+                    if e.incident_id in past
+                ],
+                "matched_terms": s.matched_terms,
+                "highlights": {h.field: h.fragments for h in s.highlights},
+            }
+            for s in found
+        ],
+    }
+
+
+def similar_view(incident: Incident, found: list[Similar]) -> dict[str, Any]:
+    """Resolved incidents like this one, with how each was resolved."""
+    return {
+        "incident": _thing(incident),
+        "similar": [
+            {
+                **_thing(s.incident),
+                "similarity": round(s.similarity, 4),
+                "same_signature": s.same_signature,
+                "reason": s.reason,
+                "resolution_code": (
+                    s.incident.resolution_code.value if s.incident.resolution_code else None
+                ),
+                "resolution_notes": s.incident.resolution_notes,
+                "resolved_at": when(s.incident.resolved_at),
+            }
+            for s in found
+        ],
+    }
+
+
+async def article_view(
+    *, session: AsyncSession, principal: Principal, article: Article
+) -> dict[str, Any]:
+    """An article with its Markdown body, tags, services, known error and outcomes."""
+    tags = (await articles.tags_of(session=session, article_ids=[article.id]))[article.id]
+    services = (await articles.services_of(session=session, article_ids=[article.id]))[article.id]
+    stats = (await articles.stats_of(session=session, article_ids=[article.id]))[article.id]
+    known_error = (
+        await known_errors.get(
+            session=session, principal=principal, known_error_id=article.known_error_id
+        )
+        if article.known_error_id is not None
+        else None
+    )
+    return {
+        **_thing(article),
+        "slug": article.slug,
+        "article_kind": article.kind.value,
+        "summary": article.summary,
+        "body": article.body,  # Markdown, as written
+        "category": article.category,
+        "tags": tags,
+        "services": [s.slug for s in services],
+        "error_signatures": list(article.error_signatures),
+        "sources": list(article.sources),
+        "known_error": _thing(known_error) if known_error is not None else None,
+        "version": article.version,
+        "revision": article.current_revision,
+        "published_at": when(article.published_at),
+        "updated_at": when(article.updated_at),
+        "stats": {
+            "views": stats.views,
+            "helpful": stats.helpful,
+            "not_helpful": stats.not_helpful,
+            "resolved_incidents": stats.resolved_incidents,
+        },
     }

@@ -60,14 +60,20 @@ def to_global_id(type_name: str, key: int) -> strawberry.ID:
     return strawberry.ID(_b64encode(f"{type_name}:{key}"))
 
 
+def decode_global_id(value: str) -> tuple[str, int] | None:
+    """``(type name, key)`` of anything shaped like a global id, whatever the type
+    (for callers without the schema's types loaded); ``None`` otherwise."""
+    type_name, _, key_text = (_b64decode(value) or "").partition(":")
+    key = _positive_int(key_text)
+    return None if key is None or not type_name.isidentifier() else (type_name, key)
+
+
 def parse_global_id(value: str) -> tuple[str, int]:
     """``(type name, key)``; raises ``BadInputError`` for anything malformed or unknown."""
-    decoded = _b64decode(value)
-    type_name, _, key_text = (decoded or "").partition(":")
-    key = _positive_int(key_text)
-    if key is None or (type_name not in NODE_TYPES and type_name not in OTHER_ID_TYPES):
+    decoded = decode_global_id(value)
+    if decoded is None or (decoded[0] not in NODE_TYPES and decoded[0] not in OTHER_ID_TYPES):
         raise BadInputError(f"{value!r} is not a valid id")
-    return type_name, key
+    return decoded
 
 
 def expect_global_id(value: str, type_name: str, *, field: str = "id") -> int:

@@ -91,6 +91,11 @@ async def database(database_factory: DatabaseFactory) -> AsyncIterator[Database]
 async def db(database: Database) -> AsyncIterator[Database]:
     """The shared database, emptied after the test so every test starts clean."""
     yield database
+    await empty(database)
+
+
+async def empty(database: Database) -> None:
+    """Delete every row (module-scoped fixtures that share the database call this too)."""
     tables = [t.name for t in metadata.sorted_tables]
     async with database.engine.begin() as connection:
         if database.is_sqlite:

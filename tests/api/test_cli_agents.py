@@ -61,7 +61,15 @@ async def world(
     db: Database, settings: Settings, accounts: Accounts, monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> World:  # fmt: skip
-    """Published and draft knowledge, and a resolved incident with a work note."""
+    return await build_world(db, settings, accounts, monkeypatch, tmp_path)
+
+
+async def build_world(
+    db: Database, settings: Settings, accounts: Accounts, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> World:  # fmt: skip
+    """Published and draft knowledge, and a resolved incident with a work note; the
+    commands find the database and the index through the environment."""
     monkeypatch.setenv("KNOWNFIX_DATABASE_URL", db.url)
     monkeypatch.setenv("KNOWNFIX_INDEX_DIR", str(tmp_path / "cli-index"))
     monkeypatch.delenv(TOKEN_VARIABLE, raising=False)
