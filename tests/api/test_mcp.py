@@ -49,10 +49,7 @@ WRITE_TOOLS = {"add_work_note", "resolve_incident"}
 
 
 def knownfix_command() -> tuple[str, list[str]]:
-    """The installed ``knownfix`` script beside this interpreter, else the module."""
-    script = Path(sys.executable).parent / "knownfix"
-    if script.exists():
-        return str(script), ["mcp"]
+    """``knownfix mcp`` as this checkout's code (run from its root), whatever is installed."""
     return sys.executable, ["-m", "api.cli", "mcp"]
 
 
