@@ -373,7 +373,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     )
     if args.json:
-        _out(json.dumps([r.to_json() for r in reports], indent=2))
+        _out(json.dumps(evaluation.summary_json(reports), indent=2))
         return 0
     header = f"{'engine':<10} {'mode':<6} " + " ".join(f"{'R@' + str(k):>6}" for k in ks)
     _out(header + f" {'MRR':>6} {'p50 ms':>8} {'p95 ms':>8}  ({reports[0].incidents} incidents)")

@@ -68,14 +68,30 @@ class EvalReport:
     latency_ms_p50: float
     latency_ms_p95: float
     rankings: list[Ranking]
+    articles: int = 0
+    replay: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["recall"] = {f"@{k}": v for k, v in self.recall.items()}
-        data["rankings"] = [
-            {"incident": r.incident, "rank": r.rank, "top": r.ranked[:3]} for r in self.rankings
-        ]
-        return data
+        """The metrics under the key names other tools rely on (issue 5's contract)."""
+        return {
+            **{f"recall@{k}": v for k, v in self.recall.items()},
+            "mrr": self.mrr,
+            "latency_ms_p50": self.latency_ms_p50,
+            "latency_ms_p95": self.latency_ms_p95,
+            "incidents": self.incidents,
+            "articles": self.articles,
+            "mode": self.mode,
+            "replay": self.replay,
+        }
+
+
+def summary_json(reports: Sequence[EvalReport]) -> dict[str, Any]:
+    """One object: ours at the top level, the baseline (when run) under ``baseline``."""
+    ours, *others = reports
+    summary = ours.to_json()
+    for other in others:
+        summary[other.engine] = other.to_json()
+    return summary
 
 
 def read_incidents(path: Path) -> list[LabelledIncident]:
@@ -95,7 +111,14 @@ def read_incidents(path: Path) -> list[LabelledIncident]:
     return labelled
 
 
-def score(engine: str, mode: str, rankings: list[Ranking], ks: Sequence[int]) -> EvalReport:
+def score(
+    engine: str,
+    mode: str,
+    rankings: list[Ranking],
+    ks: Sequence[int],
+    articles: int = 0,
+    replay: bool = False,
+) -> EvalReport:
     n = len(rankings) or 1
     latencies = sorted(r.seconds * 1000 for r in rankings) or [0.0]
     return EvalReport(
@@ -107,6 +130,8 @@ def score(engine: str, mode: str, rankings: list[Ranking], ks: Sequence[int]) ->
         latency_ms_p50=statistics.median(latencies),
         latency_ms_p95=latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
         rankings=rankings,
+        articles=articles,
+        replay=replay,
     )
 
 
@@ -193,7 +218,7 @@ async def run(
                 if replay:
                     await _record_resolution(db, incident, slugs)
                     await indexer.catch_up()
-            reports = [score("knownfix", mode, ours, ks)]
+            reports = [score("knownfix", mode, ours, ks, len(articles), replay)]
             if baseline:
                 rank = _baseline([article_document(a, [], []) | {"slug": a.slug} for a in articles],
                                  workdir)  # fmt: skip
@@ -207,7 +232,7 @@ async def run(
                     started = time.perf_counter()
                     ranked = rank(" ".join(suggestions.plain_words(text)))
                     plain.append(_rank(incident, ranked, time.perf_counter() - started))
-                reports.append(score("baseline", mode, plain, ks))
+                reports.append(score("baseline", mode, plain, ks, len(articles), replay))
             return reports
         finally:
             await indexer.stop()
