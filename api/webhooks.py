@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from api.auth import bearer_secret
 from knowledge.alerts import service as alerts
 from knowledge.errors import AuthenticationError, ValidationError
+from knowledge.suggestions import feedback
 
 MAX_BODY = 1_000_000
 
@@ -50,6 +51,10 @@ async def alertmanager(request: Request) -> Response:
             )
     except ValidationError as error:  # rolled back: nothing of the delivery was kept
         return JSONResponse({"error": error.message, "field": error.field}, status_code=422)
+    for incident_id in report.opened_ids:  # an alert is a one-line report: suggest for it too
+        await feedback.store_after_commit(
+            db=state.db, index=state.indexer.index, incident_id=incident_id, now=state.clock.now()
+        )
     return JSONResponse(
         {
             "opened": report.opened,

@@ -60,6 +60,7 @@ class Alert:
 @dataclasses.dataclass
 class IngestReport:
     opened: list[str] = dataclasses.field(default_factory=list)
+    opened_ids: list[int] = dataclasses.field(default_factory=list)
     deduplicated: list[str] = dataclasses.field(default_factory=list)
     recovered: list[str] = dataclasses.field(default_factory=list)
     unmatched: int = 0
@@ -256,4 +257,5 @@ async def ingest(
                 {"fingerprint": alert.fingerprint, "source": source.slug}, at=now,
             )  # fmt: skip
             report.opened.append(incident.reference)
+            report.opened_ids.append(incident.id)
     return report
