@@ -18,6 +18,7 @@ import dataclasses
 import itertools
 import math
 import pickle
+import sys
 from pathlib import Path
 
 from knowledge.evaluation import service as evaluation
@@ -27,7 +28,7 @@ from knowledge.suggestions.weights import DEFAULT, Weights
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "incident-eval-dev"
 GRID = {
     "signature": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.3, 1.6),
-    "history": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5),
+    "history": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0),
     "success": (0.0, 0.1, 0.2, 0.4, 0.8),
 }
 Row = tuple[frozenset[str], list[tuple[str | None, dict[str, float]]]]
@@ -120,11 +121,11 @@ def main() -> None:
         *(r for r in results if r[1] == DEFAULT),
     ]:
         chosen = {name: getattr(weights, name) for name in GRID}
-        print(f"mean MRR {mean:.4f}  {chosen}")
+        sys.stdout.write(f"mean MRR {mean:.4f}  {chosen}\n")
         for name, (mrr, at1, at3) in figures.items():
-            print(f"    {name:13} MRR {mrr:.3f}  R@1 {at1:.3f}  R@3 {at3:.3f}")
+            sys.stdout.write(f"    {name:13} MRR {mrr:.3f}  R@1 {at1:.3f}  R@3 {at3:.3f}\n")
     scale, bias = calibrate(runs, results[0][1])
-    print(f"calibration for the best: scale={scale:.2f} bias={bias:.2f}")
+    sys.stdout.write(f"calibration for the best: scale={scale:.2f} bias={bias:.2f}\n")
 
 
 if __name__ == "__main__":

@@ -25,10 +25,15 @@ from whoosh.analysis import (
 )
 
 # Split points: underscores and dots, then lower→Upper ("publicKey") and
-# UPPER→Upper-lower ("HTTPServer") case changes; digits stay with their letters
-# ("utf8mb4", "x509" are names, not two words).
+# UPPER→Upper-lower ("HTTPServer") case changes, and changes of script; digits
+# stay with their letters ("utf8mb4", "x509" are names, not two words).
 _DELIMITERS = re.compile(r"[._]+")
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_CAMEL = re.compile(
+    r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])"
+    # Where Latin letters or digits meet CJK or Hangul ("设置redis", "72로"): \w runs
+    # straight across scripts, and the Latin part is the one an index can match.
+    r"|(?<=[A-Za-z0-9])(?=[\u3040-\u9fff\uac00-\ud7af])|(?<=[\u3040-\u9fff\uac00-\ud7af])(?=[A-Za-z0-9])"
+)
 
 
 def compound_parts(word: str) -> list[str]:

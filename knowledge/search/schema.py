@@ -14,7 +14,7 @@ from knowledge.search.analysis import analyzer as text_analyzer
 META_KEY = "__meta__"
 # Kept in the meta document: an index built for another version (other fields or
 # analyzers) is treated as unreadable and rebuilt from the database on start.
-SCHEMA_VERSION = "2-compound-words"
+SCHEMA_VERSION = "3-compound-words-scripts"
 KINDS = ("article", "known_error", "incident")
 
 # Boosts: the title says what a document is about, the symptoms are what a

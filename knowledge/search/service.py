@@ -150,6 +150,13 @@ def _did_you_mean(index: SearchIndex, text: str) -> str | None:
     return " ".join(words) if changed else None
 
 
+def respelled(index: SearchIndex, text: str) -> str:
+    """Text with words the index has never seen replaced by the nearest word it has
+    ("Retriaval" → "retrieval"); a reporter's typo should not cost the match."""
+    with index.reading():
+        return _did_you_mean(index, text) or text
+
+
 def informative_words(index: SearchIndex, text: str, keep: int = MAX_TERMS) -> str:
     """A long plain query cut to its ``keep`` rarest words (highest IDF).
 

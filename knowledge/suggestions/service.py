@@ -209,7 +209,9 @@ async def candidates(
     """Every candidate for a draft with its signals (unordered), and the query terms."""
     principal.require(Role.VIEWER, "Asking for suggestions")
     draft = clean_draft(draft)
-    words = query_text(draft.title, draft.description, draft.error_text)
+    # Typos in the title cost the most: it is short, and often all there is so far.
+    title = await asyncio.to_thread(search.respelled, index, draft.title)
+    words = query_text(title, draft.description, draft.error_text)
     # A description can be a page of logs: keep its most informative words.
     text = await asyncio.to_thread(search.informative_words, index, words, MAX_TERMS)
     text = text[:MAX_QUERY_LENGTH].rsplit(" ", 1)[0] if len(text) > MAX_QUERY_LENGTH else text
@@ -309,18 +311,22 @@ async def suggest(
 async def _evidence(
     session: AsyncSession, index: SearchIndex, words: str, incident_ids: list[int]
 ) -> dict[str, list[Evidence]]:
-    """Targets that resolved the given past incidents, each with how much of this
-    incident's TF-IDF weight the past one contains (1.0: all its words and more)."""
+    """Targets that resolved the given past incidents, each with how alike the past
+    incident is to this one: the cosine of TF-IDF vectors against its whole text or
+    its title alone, whichever is higher (a one-line alert is like a past title,
+    a pasted log like a past description; a long text would dilute the former)."""
     resolved_by = await history.resolutions(session=session, incident_ids=incident_ids)
     rows = await incidents.by_ids(session=session, ids=list(resolved_by))
     past = [rows[i] for i in incident_ids if i in rows]
-    vectors = await asyncio.to_thread(
-        search.term_vectors, index,
-        [words, *(query_text(i.title, i.description, i.error_text) for i in past)],
-    )  # fmt: skip
+    texts = [words]
+    for incident in past:
+        texts += [query_text(incident.title), query_text(incident.title, incident.description,
+                                                         incident.error_text)]  # fmt: skip
+    vectors = await asyncio.to_thread(search.term_vectors, index, texts)
     evidence: dict[str, list[Evidence]] = {}
-    for incident, vector in zip(past, vectors[1:], strict=True):
-        similarity = search.coverage(vectors[0], vector)
+    for n, incident in enumerate(past):
+        title, whole = vectors[1 + 2 * n], vectors[2 + 2 * n]
+        similarity = max(search.cosine(vectors[0], title), search.cosine(vectors[0], whole))
         for key in resolved_by[incident.id]:
             evidence.setdefault(key, []).append(Evidence(incident.id, similarity))
     return evidence
@@ -344,9 +350,9 @@ def _signals(
         and target.category
         and draft.category.strip().casefold() == target.category.strip().casefold()
     )
-    history_value = 1.0
-    for e in evidence:
-        history_value *= 1.0 - e.similarity
+    # The most similar incident it resolved: several loosely similar ones would add up
+    # to a lot for popular articles, which are popular, not relevant.
+    history_value = max((e.similarity for e in evidence), default=0.0)
     return [
         Signal("text", found.score / top_text, weights.text,
                f"BM25F {found.score:.1f}, {found.score / top_text:.0%} of the best match"
@@ -359,7 +365,7 @@ def _signals(
                else "not linked to the incident's service"),
         Signal("category", float(same_category), weights.category,
                f"category {target.category}" if same_category else "different or no category"),
-        Signal("history", 1.0 - history_value, weights.history,
+        Signal("history", history_value, weights.history,
                f"resolved {len(evidence)} similar incident(s)" if evidence
                else "no similar incident resolved by it"),
         Signal("success", weights.success_rate(outcome.good, outcome.bad), weights.success,
