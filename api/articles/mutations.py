@@ -149,7 +149,6 @@ class ArticlesMutation:
         self, info: strawberry.Info[Context], input: UpdateArticleInput
     ) -> ArticleResult:
         async def change(session: AsyncSession) -> ArticleType:
-            known_error = input.known_error_id
             row = await articles.update(
                 session=session,
                 principal=info.context.principal,
@@ -165,11 +164,9 @@ class ArticlesMutation:
                     tags=input.tags,
                     service_ids=input_ids(input.service_ids, "Service", field="serviceIds"),
                     known_error_id=optional_input_id(
-                        known_error, "KnownError", field="knownErrorId"
-                    )
-                    if known_error
-                    else None,
-                    clear_known_error=known_error is None,
+                        input.known_error_id, "KnownError", field="knownErrorId"
+                    ),
+                    clear_known_error=input.known_error_id is None,
                     error_signatures=input.error_signatures,
                     sources=input.sources,
                 ),

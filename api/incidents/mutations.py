@@ -112,10 +112,8 @@ class IncidentsMutation:
                 session=session, principal=info.context.principal,
                 incident_id=input_id(input.id, "Incident", field="id"),
                 expected_version=input.expected_version,
-                team_id=optional_input_id(input.team_id or None, "Team", field="teamId"),
-                assignee_id=optional_input_id(
-                    input.assignee_id or None, "User", field="assigneeId"
-                ),
+                team_id=optional_input_id(input.team_id, "Team", field="teamId"),
+                assignee_id=optional_input_id(input.assignee_id, "User", field="assigneeId"),
                 keep_team=input.team_id is strawberry.UNSET,
                 keep_assignee=input.assignee_id is strawberry.UNSET, now=info.context.now(),
             )  # fmt: skip

@@ -263,3 +263,110 @@ async def test_a_mutation_on_a_well_formed_id_of_nothing_is_not_found(
     for absent in (to_global_id("Service", 424242), to_global_id("Service", 2**31 - 1)):
         reply = await client(UPDATE_SERVICE, {"id": absent}, token=admin.token)
         assert reply.data["updateService"]["__typename"] == "NotFoundError"
+
+
+# -- "" is not "leave as it is" ---------------------------------------------------------
+
+REPORT_INCIDENT = """
+mutation { reportIncident(input: {title: "Checkout down"}) { ... on Incident { id version } } }
+"""
+ASSIGN_INCIDENT = """
+mutation($input: AssignIncidentInput!) {
+  assignIncident(input: $input) {
+    __typename
+    ... on Incident { version team { slug } assignee { username } }
+    ... on Error { message code field }
+  }
+}
+"""
+CREATE_KNOWN_ERROR = """
+mutation { createKnownError(input: {title: "Pool exhausted"}) { ... on KnownError { id } } }
+"""
+CREATE_ARTICLE = """
+mutation($knownError: ID!) {
+  createArticle(input: {title: "Raise the pool", knownErrorId: $knownError}) {
+    ... on Article { id version }
+  }
+}
+"""
+UPDATE_ARTICLE = """
+mutation($input: UpdateArticleInput!) {
+  updateArticle(input: $input) {
+    __typename
+    ... on Article { version knownError { title } }
+    ... on Error { message code field }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("field", ["teamId", "assigneeId"])
+async def test_an_empty_id_in_assign_incident_is_refused_not_taken_for_null(
+    client: GraphQLClient, accounts: Accounts, seeded: dict[str, int], field: str
+) -> None:
+    # given an incident with a team and an assignee
+    admin = await accounts.create(Role.ADMIN)
+    incident = (await client(REPORT_INCIDENT, token=admin.token)).data["reportIncident"]
+    team, user = to_global_id("Team", seeded["team"]), to_global_id("User", admin.id)
+    assign = {"id": incident["id"], "expectedVersion": incident["version"]}
+    assigned = await client(
+        ASSIGN_INCIDENT,
+        {"input": {**assign, "teamId": team, "assigneeId": user}},
+        token=admin.token,
+    )
+    version = assigned.data["assignIncident"]["version"]
+    # when "" is sent for one of them
+    reply = await client(
+        ASSIGN_INCIDENT,
+        {"input": {"id": incident["id"], "expectedVersion": version, field: ""}},
+        token=admin.token,
+    )
+    # then it is a validation error on that field, and nothing is cleared
+    payload = reply.data["assignIncident"]
+    assert (payload["__typename"], payload["field"]) == ("ValidationError", f"input.{field}")
+    unchanged = await client(
+        "query($id: ID!) { incident(id: $id) { version team { slug } assignee { username } } }",
+        {"id": incident["id"]},
+        token=admin.token,
+    )
+    assert unchanged.data["incident"] == {
+        "version": version,
+        "team": {"slug": "payments"},
+        "assignee": {"username": admin.username},
+    }
+    # and null still clears it
+    cleared = await client(
+        ASSIGN_INCIDENT,
+        {"input": {"id": incident["id"], "expectedVersion": version, field: None}},
+        token=admin.token,
+    )
+    relation = {"teamId": "team", "assigneeId": "assignee"}[field]
+    assert cleared.data["assignIncident"][relation] is None
+
+
+async def test_an_empty_known_error_id_in_update_article_is_refused_not_ignored(
+    client: GraphQLClient, accounts: Accounts
+) -> None:
+    admin = await accounts.create(Role.ADMIN)
+    known_error = (await client(CREATE_KNOWN_ERROR, token=admin.token)).data["createKnownError"]
+    article = (
+        await client(CREATE_ARTICLE, {"knownError": known_error["id"]}, token=admin.token)
+    ).data["createArticle"]
+    update = {"id": article["id"], "expectedVersion": article["version"]}
+    reply = await client(
+        UPDATE_ARTICLE, {"input": {**update, "knownErrorId": ""}}, token=admin.token
+    )
+    payload = reply.data["updateArticle"]
+    assert (payload["__typename"], payload["field"]) == ("ValidationError", "input.knownErrorId")
+    # omitted keeps the link, null removes it
+    kept = await client(
+        UPDATE_ARTICLE, {"input": {**update, "title": "Raise it"}}, token=admin.token
+    )
+    assert kept.data["updateArticle"]["knownError"] == {"title": "Pool exhausted"}
+    version = kept.data["updateArticle"]["version"]
+    unlinked = await client(
+        UPDATE_ARTICLE,
+        {"input": {"id": article["id"], "expectedVersion": version, "knownErrorId": None}},
+        token=admin.token,
+    )
+    assert unlinked.data["updateArticle"]["knownError"] is None
