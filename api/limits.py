@@ -46,6 +46,7 @@ from graphql import (
     is_list_type,
     parse,
 )
+from graphql.validation.validate import ValidationAbortedError
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.extensions import AddValidationRules, SchemaExtension
@@ -58,6 +59,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Any]
 # What a list without a page size is assumed to hold, for the cost estimate.
 LIST_ESTIMATE = DEFAULT_PAGE_SIZE
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
+# graphql-core's parser gives up with this when the document outgrows its recursion.
+NESTED_TOO_DEEPLY = "Document is nested too deeply"
 
 
 class LimitExceededError(GraphQLError):
@@ -102,7 +105,11 @@ class Limits:
 
 def token_limited_parser(max_tokens: int, maxsize: int = 1024) -> Callable[[str], DocumentNode]:
     """A cached parse that stops after ``max_tokens`` tokens (comments count too, so a
-    document padded with comments cannot slip past)."""
+    document padded with comments cannot slip past).
+
+    A document nested deeper than the parser can recurse (lists in lists in an argument,
+    say) keeps graphql-core's message but gets a code too: the limit is the
+    interpreter's recursion limit, not a setting, so it has no ``max``."""
     too_many = f"Document contains more than {max_tokens} tokens"
 
     @functools.lru_cache(maxsize=maxsize)
@@ -110,6 +117,9 @@ def token_limited_parser(max_tokens: int, maxsize: int = 1024) -> Callable[[str]
         try:
             return parse(query, max_tokens=max_tokens)
         except GraphQLSyntaxError as error:
+            if NESTED_TOO_DEEPLY in error.message:
+                error.extensions = {"code": "LIMIT_EXCEEDED", "limit": "nesting"}
+                raise
             if too_many not in error.message:
                 raise
             raise LimitExceededError(
@@ -137,6 +147,21 @@ class LimitedParserCache(SchemaExtension):
 
 
 # -- validation --------------------------------------------------------------------------
+
+
+class AbortedValidationCode(SchemaExtension):
+    """graphql-core gives up on a document too costly to validate (over 100 errors,
+    too much work on shared fragments, recursion) with a bare "Validation aborted."
+    error; give it the code of a failed validation so a client can branch on it.
+
+    It runs round the validation cache (it comes first in the extension list), so it
+    sees the errors whether they were cached or not."""
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or ():
+            if isinstance(error, ValidationAbortedError):
+                error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}
 
 
 class _TooDeep(Exception):
@@ -329,6 +354,7 @@ def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
     if not limits.introspection:
         rules.append(NoIntrospectionRule)
     return [
+        AbortedValidationCode,
         lambda: LimitedParserCache(parse_document),
         lambda: AddValidationRules(rules),
     ]

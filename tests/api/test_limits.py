@@ -12,6 +12,7 @@ import httpx
 import pytest
 import strawberry.schema.schema as strawberry_schema
 from graphql import get_introspection_query
+from graphql.validation import validation_context
 
 from api.app import create_app
 from knowledge.accounts.roles import Role
@@ -105,14 +106,53 @@ async def test_the_deepest_configurable_limit_still_parses_and_is_enforced(
         assert error["extensions"]["limit"] == "maxQueryDepth"
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ me " + "{ user " * 300 + "{ id" + " }" * 302,
+        "{ nodes(ids: " + "[" * 300 + '"a"' + "]" * 300 + ") { id } }",  # in a value
+    ],
+    ids=["selections", "lists"],
+)
 async def test_a_document_nested_beyond_what_the_parser_takes_is_a_clean_syntax_error(
-    client: GraphQLClient,
+    production_client: GraphQLClient, accounts: Accounts, query: str
 ) -> None:
-    levels = 300
-    reply = await client("{ me " + "{ user " * levels + "{ id" + " }" * (levels + 2))
+    """The parser's limit is the interpreter's recursion, not a setting: a code and
+    graphql-core's message, no max."""
+    viewer = await accounts.create(Role.VIEWER)
+    reply = await production_client(query, token=viewer.token)
     assert reply.status == 200
     [error] = reply.errors
     assert "nested too deeply" in error["message"]
+    assert error["extensions"] == {"code": "LIMIT_EXCEEDED", "limit": "nesting"}
+
+
+async def test_a_document_with_over_a_hundred_errors_is_refused_with_a_code(
+    production_client: GraphQLClient, accounts: Accounts
+) -> None:
+    viewer = await accounts.create(Role.VIEWER)
+    reply = await production_client(
+        "{ " + " ".join(f"f{n}" for n in range(101)) + " }", token=viewer.token
+    )
+    assert reply.status == 200
+    *_, aborted = reply.errors
+    assert "Validation aborted" in aborted["message"]
+    assert aborted["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
+
+
+async def test_validation_aborted_on_shared_fragment_work_has_a_code(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """graphql-core bounds the work spent walking fragments (50,000 steps); a small
+    budget reaches that bound with a small document, and the validation cache misses."""
+    monkeypatch.setattr(validation_context, "MAX_FRAGMENT_WORK", 3)
+    reply = await client(
+        "query A { ...F } query B { ...F ...G }"
+        " fragment F on Query { ...G ...G ...G } fragment G on Query { me { role } }"
+    )
+    [error] = reply.errors
+    assert error["message"] == "Validation aborted."
+    assert error["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
 
 
 # -- aliases -------------------------------------------------------------------------
