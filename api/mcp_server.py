@@ -539,15 +539,14 @@ async def call(rt: Runtime, name: str, arguments: dict[str, Any]) -> types.CallT
     if spec is None:
         return error_result("not_found", f"no tool {name!r}; tools/list names them")
     try:
+        principal = await rt.principal()
+        if spec.writes:  # before the arguments: "you may not" says more than "bad text"
+            principal.require(WRITER, spec.name)
         parsed = spec.arguments.model_validate(arguments)
+        value = await spec.run(rt, principal, parsed)
     except pydantic.ValidationError as error:
         message, field = _argument_problems(error)
         return error_result("validation", message, field=field)
-    try:
-        principal = await rt.principal()
-        if spec.writes:
-            principal.require(WRITER, spec.name)
-        value = await spec.run(rt, principal, parsed)
     except ConflictError as error:
         return error_result(
             error.code, error.message, field=argument_name(error.field),

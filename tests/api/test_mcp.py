@@ -277,6 +277,9 @@ async def test_a_viewer_calling_a_tool_that_writes_is_told_why_it_may_not(
     }
     shown = await viewer.ok("get_incident", number=world.open[0])
     assert "hello" not in [e["message"] for e in shown["timeline"]]
+    # even with arguments that would not do: the role is what stops it
+    refused = await viewer.error("resolve_incident", number="nope")
+    assert refused["code"] == "permission_denied"
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -323,9 +326,9 @@ async def test_suggest_resolutions_ranks_and_explains(viewer: McpServer, world: 
     assert (best["kind"], best["ref"], best["rank"]) == ("article", "disk-quota-exceeded", 1)
     assert best["id"] == to_global_id("Article", world.fix_id)
     assert 0 < best["score"] <= 1
-    assert [s["name"] for s in best["signals"]] == [
-        "text", "signature", "service", "category", "history", "success",
-    ]  # fmt: skip
+    names = [s["name"] for s in best["signals"]]
+    assert names[0] == "text"
+    assert {"signature", "service", "category", "history", "success"} <= set(names)
     assert best["explanation"].startswith("text +")
     assert best["evidence"], "it resolved similar incidents"
     for evidence in best["evidence"]:
