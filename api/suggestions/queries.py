@@ -3,11 +3,13 @@ from __future__ import annotations
 import strawberry
 
 from api.context import Context
+from api.errors import field_path
 from api.incidents.types import IncidentType
 from api.mutations import input_id, optional_input_id
 from api.relay import BadInputError
 from api.suggestions.inputs import DraftInput
 from api.suggestions.types import ClassificationType, SimilarIncidentType, SuggestionType
+from knowledge.errors import ValidationError
 from knowledge.incidents import service as incidents
 from knowledge.suggestions import classification, similar
 from knowledge.suggestions import service as suggestions
@@ -16,13 +18,19 @@ MAX_SUGGESTIONS = suggestions.MAX_SUGGESTIONS
 
 
 def draft(value: DraftInput) -> suggestions.Draft:
-    return suggestions.Draft(
-        title=value.title,
-        description=value.description,
-        error_text=value.error_text,
-        service_id=optional_input_id(value.service_id, "Service", field="input.serviceId"),
-        category=value.category,
-    )
+    """The draft, checked here so that errors name their path from the argument."""
+    try:
+        return suggestions.clean_draft(
+            suggestions.Draft(
+                title=value.title,
+                description=value.description,
+                error_text=value.error_text,
+                service_id=optional_input_id(value.service_id, "Service", field="serviceId"),
+                category=value.category,
+            )
+        )
+    except ValidationError as error:
+        raise ValidationError(error.message, field=field_path(error.field)) from None
 
 
 def _first(first: int) -> int:

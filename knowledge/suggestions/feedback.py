@@ -120,7 +120,12 @@ async def _target(
     if (article_id is None) == (known_error_id is None):
         raise ValidationError("name exactly one of an article or a known error", field="target")
     if article_id is not None:
-        article = await articles.get(session=session, principal=principal, article_id=article_id)
+        try:
+            article = await articles.get(
+                session=session, principal=principal, article_id=article_id
+            )
+        except NotFoundError as error:
+            raise NotFoundError(error.message, field="articleId") from None
         if article.status is not ArticleStatus.PUBLISHED:
             raise ValidationError(
                 "only a published article can be accepted or rejected", field="articleId"
@@ -151,12 +156,17 @@ async def judge(
     judging at once get a conflict instead of silently overwriting each other.
     """
     principal.require(Role.RESPONDER, "Judging suggestions")
-    incident = await incidents.get(session=session, principal=principal, incident_id=incident_id)
+    try:
+        incident = await incidents.get(
+            session=session, principal=principal, incident_id=incident_id
+        )
+    except NotFoundError as error:
+        raise NotFoundError(error.message, field="incidentId") from None
     check_version(expected=expected_version, current=incident.version,
                   what=f"incident {incident.reference}")  # fmt: skip
     if incident.status not in incidents.OPEN:
         raise InvalidTransitionError(
-            f"suggestions of a {incident.status.value} incident are settled", field="id"
+            f"suggestions of a {incident.status.value} incident are settled", field="incidentId"
         )
     reason = clean_text(reason, field="reason", max_length=MAX_REASON, required=False)
     target = await _target(session, principal, article_id, known_error_id)

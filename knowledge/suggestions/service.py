@@ -3,7 +3,7 @@
 Candidates come from two searches with the incident's most informative words:
 published articles and known errors (text relevance), and resolved incidents
 (whatever resolved them becomes a candidate, with the incident as evidence).
-Each candidate then gets the signals of DESIGN.md "Suggestions" (text,
+Each candidate then gets the signals of DESIGN.md "Suggestions" (text, title,
 signatures, context, history, success rate), combined with the weights in
 ``weights.py`` into one calibrated score, and keeps the evidence for each
 signal so a responder can see why it was suggested.
@@ -40,8 +40,8 @@ __all__ = ["Draft", "Evidence", "Signal", "Suggestion", "plain_words", "query_te
 # Recall@1 0.82, 16 gave 0.93, 32 gave 0.98 at about 60 ms p50; a reporter's
 # description needs more words than a search box query.
 MAX_TERMS = 32
-# How deep each search looks for candidates; ranking more costs hydration time,
-# and the eval found no expected article below rank 20 of the text search.
+# How deep each search looks for candidates: the signals reorder the head of the
+# text ranking, and every extra candidate costs a row to load and score.
 CANDIDATES = 20
 SIMILAR_INCIDENTS = 10
 MAX_SUGGESTIONS = 20
@@ -245,11 +245,15 @@ async def candidates(
     outcomes = await history.outcomes(session=session, keys=list(targets))
     services = await _services(session, targets) if draft.service_id is not None else {}
     ours = draft_signatures(draft)
+    titles = await asyncio.to_thread(
+        search.term_vectors, index, [query_text(title), *(t.title for t in targets.values())]
+    )
     found_candidates = []
-    for key, target in targets.items():
+    for (key, target), vector in zip(targets.items(), titles[1:], strict=True):
         signals = _signals(
             weights, draft, target, matches[key], top_text, ours, target_signatures(key, target),
             services.get(key, set()), evidence.get(key, []), outcomes[key],
+            search.cosine(titles[0], vector),
         )  # fmt: skip
         ordered = sorted(evidence.get(key, []), key=lambda e: -e.similarity)
         found_candidates.append(Candidate(key, target, matches[key], signals, ordered))
@@ -343,8 +347,9 @@ def _signals(
     services: set[int],
     evidence: Sequence[Evidence],
     outcome: history.Outcomes,
+    title_similarity: float,
 ) -> list[Signal]:
-    signature, line = signatures.similarity(ours, theirs)
+    shared = signatures.similarity(ours, theirs)
     same_category = bool(
         draft.category
         and target.category
@@ -357,8 +362,10 @@ def _signals(
         Signal("text", found.score / top_text, weights.text,
                f"BM25F {found.score:.1f}, {found.score / top_text:.0%} of the best match"
                if found.score else "found through similar incidents only"),
-        Signal("signature", signature, weights.signature,
-               f"{'same' if signature == 1.0 else 'similar'} error line: {line}" if line
+        Signal("title", title_similarity, weights.title,
+               f"titles {title_similarity:.0%} alike" if title_similarity else "titles unlike"),
+        Signal("signature", shared.value, weights.signature,
+               f"{'same' if shared.exact else 'similar'} error line: {shared.line}" if shared.line
                else "no error line in common"),
         Signal("service", float(draft.service_id in services), weights.service,
                "linked to the incident's service" if draft.service_id in services

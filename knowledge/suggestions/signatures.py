@@ -10,6 +10,7 @@ otherwise (shared word pairs), because reporters paste fragments.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections.abc import Iterable, Sequence
@@ -39,7 +40,10 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 # fmt: on
 # A quoted message ends at a quote followed by a space, punctuation or the end, so
 # that the quoted values inside it ('send') stay in it.
-_QUOTED = re.compile(r"(?:^|(?<=[\s(:]))'(.{12,300}?)'(?=[\s.,;:)]|$)|`([^`\n]{12,300})`")
+_QUOTED = re.compile(
+    r"(?:^|(?<=[\s(:]))'((?:[^'\n]|(?<=[\s(])'[^'\s]{1,80}')+?)'(?=[\s.,;:)]|$)|`([^`\n]+)`"
+)
+_QUOTED_LENGTH = range(12, 301)
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"<\w+>|[a-z][a-z0-9_]*")
 
@@ -72,7 +76,9 @@ def error_lines(text: str) -> list[str]:
         if len(line) < 12 or not _ERRORISH.search(line):
             continue
         quoted = [
-            q for m in _QUOTED.finditer(line) if _ERRORISH.search(q := m.group(1) or m.group(2))
+            q
+            for m in _QUOTED.finditer(line)
+            if len(q := m.group(1) or m.group(2)) in _QUOTED_LENGTH and _ERRORISH.search(q)
         ]
         found.extend(quoted or [line])
         if len(found) >= MAX_LINES:
@@ -100,9 +106,15 @@ def _pairs(signature: str) -> set[tuple[str, str]]:
     return set(itertools.pairwise(words))
 
 
-def similarity(ours: Sequence[str], theirs: Sequence[str]) -> tuple[float, str | None]:
-    """How well two sets of signatures match (1.0 for the same normalised line) and the
-    best-matching line of ``theirs``.
+@dataclasses.dataclass(frozen=True, slots=True)
+class Match:
+    value: float  # 1.0 for the same normalised line, or one containing all the other's
+    line: str | None  # the best-matching line of ``theirs``
+    exact: bool
+
+
+def similarity(ours: Sequence[str], theirs: Sequence[str]) -> Match:
+    """How well two sets of signatures match, and the best-matching line of ``theirs``.
 
     Partial matches count the word pairs of the shorter line found in the longer
     one: a pasted fragment of a known error line still matches it, and word
@@ -111,10 +123,10 @@ def similarity(ours: Sequence[str], theirs: Sequence[str]) -> tuple[float, str |
     """
     best, best_line = 0.0, None
     if not ours or not theirs:
-        return best, best_line
+        return Match(best, best_line, exact=False)
     exact = set(ours) & set(theirs)
     if exact:
-        return 1.0, next(s for s in theirs if s in exact)
+        return Match(1.0, next(s for s in theirs if s in exact), exact=True)
     their_pairs = [(line, _pairs(line)) for line in theirs]
     for line in ours:
         pairs = _pairs(line)
@@ -129,7 +141,7 @@ def similarity(ours: Sequence[str], theirs: Sequence[str]) -> tuple[float, str |
             value *= min(1.0, shared / 3)
             if value > best:
                 best, best_line = value, other
-    return best, best_line
+    return Match(best, best_line, exact=False)
 
 
 def primary(texts: Iterable[str]) -> str | None:

@@ -23,6 +23,9 @@ class Weights:
     # BM25F relevance of the candidate to the incident's most informative words,
     # relative to the best candidate for the same incident.
     text: float = 1.0
+    # Cosine of the draft's title and the candidate's (TF-IDF): a one-line alert or a
+    # title typed so far is most like the title of the article that fixes it.
+    title: float = 0.0
     # Normalised error lines shared with the candidate (1 for an identical line).
     signature: float = 0.8
     # The candidate is tied to the incident's service / has its category.

@@ -329,11 +329,6 @@ async def test_the_article_matching_text_and_error_signature_ranks_first(
     assert slugs(without_error)[0] == library.slug("pool"), "the error line made the difference"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _signals() says 'same error line' whenever signatures.similarity() is 1.0, "
-    "which it also is for a line that is only part of the candidate's line",
-)
 async def test_an_error_line_that_is_part_of_the_articles_is_not_called_the_same(
     client: GraphQLClient, library: Library
 ) -> None:
@@ -738,11 +733,6 @@ async def test_a_verdict_on_a_missing_incident_is_not_found(
     assert result["__typename"] == "NotFoundError"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: judge() lets incidents.get/articles.get raise NotFoundError(field='id'), "
-    "so the error names input.id, a field JudgeSuggestionInput does not have",
-)
 async def test_a_missing_target_names_the_input_field_at_fault(
     client: GraphQLClient, library: Library, responder: Account, incident: dict[str, Any]
 ) -> None:
@@ -956,11 +946,6 @@ async def test_a_bad_draft_is_a_clear_error_for_classification(
     assert reply.errors[0]["extensions"].get("field", "").endswith(field)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: clean_draft() names fields as 'title'/'description'/'errorText' while the "
-    "same query names 'input.serviceId': the path from the argument is missing",
-)
 async def test_a_bad_draft_names_its_field_as_a_path_from_the_argument(
     client: GraphQLClient,
 ) -> None:

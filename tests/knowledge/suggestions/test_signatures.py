@@ -7,6 +7,7 @@ import pytest
 
 from knowledge.suggestions.signatures import (
     MAX_LINES,
+    Match,
     error_lines,
     normalise,
     primary,
@@ -125,11 +126,6 @@ def test_a_message_in_backticks_is_the_error_line() -> None:
     assert signatures_of([text]) == ["error: relation <str> does not exist"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: signatures._QUOTED ends a single-quoted message at the closing quote of a "
-    "value nested in it ('send'), cutting the message short",
-)
 @pytest.mark.parametrize(
     ("prose", "message"),
     [
@@ -191,54 +187,53 @@ def test_the_same_normalised_line_is_an_exact_match() -> None:
         normalise('connection to server at "db-2.prod.internal" (10.0.9.4), port 6432 failed: '
                   'FATAL: password authentication failed for user "svc_billing"')
     ]  # fmt: skip
-    assert similarity(ours, KNOWN) == (1.0, KNOWN[0])
+    assert similarity(ours, KNOWN) == Match(1.0, KNOWN[0], exact=True)
 
 
 def test_a_reworded_line_is_a_partial_match_naming_the_line_it_resembles() -> None:
     ours = [normalise("FATAL: password authentication failed for the orders service account")]
-    value, line = similarity(ours, KNOWN)
-    assert 0.0 < value < 1.0
-    assert line == KNOWN[0]
+    found = similarity(ours, KNOWN)
+    assert 0.0 < found.value < 1.0
+    assert (found.line, found.exact) == (KNOWN[0], False)
 
 
 def test_a_pasted_fragment_of_a_known_line_matches_it_strongly() -> None:
     ours = [normalise('FATAL: password authentication failed for user "svc_orders"')]
-    value, line = similarity(ours, KNOWN)
-    reworded, _ = similarity(
+    fragment = similarity(ours, KNOWN)
+    reworded = similarity(
         [normalise("FATAL: password authentication failed for the orders service account")], KNOWN
     )
-    assert line == KNOWN[0]
-    assert value > reworded
+    assert fragment.line == KNOWN[0]
+    assert fragment.value > reworded.value
 
 
 def test_word_order_matters_in_a_partial_match() -> None:
-    assert similarity(["connection refused by upstream"], ["refused connection to the pool"]) == (
-        0.0,
-        None,
-    )
+    found = similarity(["connection refused by upstream"], ["refused connection to the pool"])
+    assert found == Match(0.0, None, exact=False)
 
 
 def test_lines_that_share_a_phrase_match_partially() -> None:
-    value, line = similarity(
+    found = similarity(
         ["error: could not connect to server: connection refused"],
         ["fatal: could not connect to the database", "disk quota exceeded for uploads"],
     )
-    assert 0.0 < value < 1.0
-    assert line == "fatal: could not connect to the database"
+    assert 0.0 < found.value < 1.0
+    assert found.line == "fatal: could not connect to the database"
 
 
 def test_two_word_pairs_in_common_between_long_lines_are_chance_not_a_match() -> None:
     ours = ["disk quota exceeded for user uploads bucket"]
-    two_pairs, _ = similarity(ours, ["disk quota exceeded on shared volume group"])
-    three_pairs, _ = similarity(ours, ["disk quota exceeded for user home directories"])
+    two_pairs = similarity(ours, ["disk quota exceeded on shared volume group"]).value
+    three_pairs = similarity(ours, ["disk quota exceeded for user home directories"]).value
     assert 0.0 < two_pairs < 0.25
     assert three_pairs > 2 * two_pairs
 
 
 def test_nothing_to_compare_is_no_match() -> None:
-    assert similarity([], KNOWN) == (0.0, None)
-    assert similarity(KNOWN, []) == (0.0, None)
-    assert similarity(["<n> <n>"], ["<n> <ip>"]) == (0.0, None)
+    nothing = Match(0.0, None, exact=False)
+    assert similarity([], KNOWN) == nothing
+    assert similarity(KNOWN, []) == nothing
+    assert similarity(["<n> <n>"], ["<n> <ip>"]) == nothing
 
 
 # --- the primary signature ----------------------------------------------------------
