@@ -75,9 +75,15 @@ def check_version(*, expected: int, current: int, what: str) -> None:
 
 
 def aware(value: dt.datetime, *, field: str) -> dt.datetime:
-    """A time with an offset, in UTC; a naive time is ambiguous and refused."""
+    """A time with an offset, in UTC; a naive time is ambiguous and refused, and so is
+    one that is not between years 1 and 9999 once in UTC (9999-12-31T23:59:59-14:00)."""
     if value.tzinfo is None:
         raise ValidationError(
             f"{field} needs a UTC offset (e.g. 2024-05-01T10:00:00Z)", field=field
         )
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValidationError(
+            f"{field} is out of range: in UTC it falls outside the years 1 to 9999", field=field
+        ) from None

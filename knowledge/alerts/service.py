@@ -108,7 +108,10 @@ def _time(value: Any, where: str) -> dt.datetime:
         raise ValidationError(f"{where}: {value!r} is not an RFC 3339 time", field=where) from None
     if moment.tzinfo is None:
         raise ValidationError(f"{where}: the time has no offset", field=where)
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        raise ValidationError(f"{where}: {value!r} is out of range in UTC", field=where) from None
 
 
 def _string_map(value: Any, where: str) -> dict[str, str]:

@@ -543,6 +543,16 @@ MALFORMED = {
         "no offset",
         "alerts[0].startsAt",
     ),
+    "startsAt beyond year 9999 in UTC": (
+        lambda b: _first_alert(b, startsAt="9999-12-31T23:59:59-14:00"),
+        "out of range",
+        "alerts[0].startsAt",
+    ),
+    "startsAt before year 1 in UTC": (
+        lambda b: _first_alert(b, startsAt="0001-01-01T00:00:00+14:00"),
+        "out of range",
+        "alerts[0].startsAt",
+    ),
     "label value not a string": (
         lambda b: _first_alert(b, labels=_labels(b, replicas=3)),
         "expected an object of strings",
