@@ -23,7 +23,7 @@ from knowledge.suggestions.similar import Similar
 )
 class SignalType:
     name: str = strawberry.field(
-        description="text, signature, service, category, history or success."
+        description="text, title, signature, service, category, history or success."
     )
     value: float = strawberry.field(description="The evidence, 0 to 1 (success: -0.5 to 0.5).")
     weight: float

@@ -7,6 +7,8 @@ may lag a moment behind, and never decides what a caller may see).
 from __future__ import annotations
 
 import asyncio
+import collections
+import copy
 import dataclasses
 import math
 import re
@@ -188,7 +190,11 @@ def _rarest(words: list[str], keep: int, analyzer: Any, reader: Any) -> str:
 
     # Words no document contains cannot match: rank only the ones that can.
     frequencies = {w: frequency(w) for w in words}
-    useful = [w for w in words if 0 < frequencies[w] < 1 << 40]
+    # Short numbers in pasted logs are times, pids and counters, rare in a small
+    # knowledge base only because it is small: they would crowd out the words.
+    useful = [
+        w for w in words if 0 < frequencies[w] < 1 << 40 and not (w.isdigit() and len(w) <= 2)
+    ]
     ranked = set(sorted(useful, key=frequencies.__getitem__)[:keep])
     return " ".join(w for w in words if w in ranked)
 
@@ -337,11 +343,34 @@ async def _hydrate(
     return found
 
 
+def _boost_repeated(query: q.Query, text: str, analyzer: Any) -> q.Query:
+    """Weight each word by how often the text repeats it (1 + ln count), as BM25 weighs
+    query-term frequency: a log that says "Booting worker" six times is about workers,
+    which a set of distinct words cannot tell."""
+    counts = collections.Counter(w.lower() for w in plain_words(text))
+    boosts: dict[str, float] = {}
+    for word, count in counts.items():
+        if count > 1:
+            for token in analyzer(word):
+                boosts[token.text] = max(boosts.get(token.text, 1.0), 1 + math.log(count))
+    if not boosts:
+        return query
+
+    def boost(node: q.Query) -> q.Query:
+        if isinstance(node, q.Term) and (factor := boosts.get(str(node.text))):
+            node = copy.copy(node)
+            node.boost *= factor
+        return node
+
+    return query.accept(boost)
+
+
 def _match_many(
     index: SearchIndex, text: str, searches: Sequence[tuple[q.Query, int]], max_terms: int
 ) -> tuple[list[list[Match]], frozenset[str]]:
     with index.reading():
         parsed, _ = parse(index.schema, informative_words(index, text, max_terms))
+        parsed = _boost_repeated(parsed, text, index.schema["body"].analyzer)
         found = [
             [
                 Match(key=hit["key"], score=float(hit.score or 0.0))

@@ -25,20 +25,20 @@ class Weights:
     text: float = 1.0
     # Cosine of the draft's title and the candidate's (TF-IDF): a one-line alert or a
     # title typed so far is most like the title of the article that fixes it.
-    title: float = 0.0
+    title: float = 0.2
     # Normalised error lines shared with the candidate (1 for an identical line).
-    signature: float = 0.8
+    signature: float = 1.0
     # The candidate is tied to the incident's service / has its category.
     service: float = 0.15
     category: float = 0.15
     # Similar resolved incidents were resolved by (or accepted) this candidate.
-    history: float = 0.4
+    history: float = 1.0
     # Smoothed share of good outcomes (resolved by, accepted, helpful) among all
     # judged outcomes (those plus rejected and unhelpful), centred on 0.
     success: float = 0.1
     # The logistic curve from weighted sum to the displayed score.
-    scale: float = 4.73
-    bias: float = -3.72
+    scale: float = 3.76
+    bias: float = -3.01
     # Beta prior of the success rate: a new article counts as 2 good outcomes in 4.
     prior_good: float = 2.0
     prior_bad: float = 2.0
