@@ -303,7 +303,7 @@ async def report(
         alert_occurrences=1 if alert_fingerprint else 0,
     )  # fmt: skip
     incident.error_signature = signatures.primary(
-        [incident.error_text, incident.title, incident.description]
+        [incident.title, incident.description], error_text=incident.error_text
     )
     _set_priority(incident, policy)
     session.add(incident)

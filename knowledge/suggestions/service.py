@@ -135,7 +135,7 @@ def query_text(title: str, description: str = "", error_text: str = "") -> str:
 
 
 def draft_signatures(draft: Draft) -> list[str]:
-    return signatures.signatures_of([draft.error_text, draft.title, draft.description])
+    return signatures.signatures_of([draft.title, draft.description], error_text=draft.error_text)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -86,14 +86,19 @@ def error_lines(text: str) -> list[str]:
     return found[:MAX_LINES]
 
 
-def signatures_of(texts: Iterable[str]) -> list[str]:
-    """Normalised error lines of several texts, first occurrence first, without repeats."""
+def signatures_of(texts: Iterable[str], *, error_text: str = "") -> list[str]:
+    """Normalised error lines of several texts, first occurrence first, without repeats.
+
+    Every line of ``error_text`` counts (the reporter put it in the error field),
+    even one without a word like "error" in it; the other texts give their
+    error-looking lines only.
+    """
     seen: dict[str, None] = {}
-    for text in texts:
-        for line in error_lines(text):
-            signature = normalise(line)
-            if len(_words(signature)) >= 3:
-                seen.setdefault(signature, None)
+    explicit = [line.strip() for line in error_text.splitlines() if line.strip()][:MAX_LINES]
+    for line in itertools.chain(explicit, *(error_lines(text) for text in texts)):
+        signature = normalise(line)
+        if len(_words(signature)) >= 3:
+            seen.setdefault(signature, None)
     return list(seen)
 
 
@@ -144,8 +149,8 @@ def similarity(ours: Sequence[str], theirs: Sequence[str]) -> Match:
     return Match(best, best_line, exact=False)
 
 
-def primary(texts: Iterable[str]) -> str | None:
+def primary(texts: Iterable[str], *, error_text: str = "") -> str | None:
     """The signature an incident is filed under (its first error line), for finding
     duplicates with an indexed equality test."""
-    found = signatures_of(texts)
+    found = signatures_of(texts, error_text=error_text)
     return found[0][:500] if found else None

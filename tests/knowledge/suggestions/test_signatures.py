@@ -265,3 +265,12 @@ def test_the_primary_signature_fits_its_column() -> None:
     found = primary([huge])
     assert found is not None
     assert len(found) <= 500
+
+
+def test_every_line_of_the_error_field_is_an_error_line() -> None:
+    line = "upstream prematurely closed connection while reading response header from 10.0.0.5"
+    assert signatures_of([line]) == [], "in prose, a line needs a word like 'error'"
+    assert signatures_of([], error_text=line) == [
+        "upstream prematurely closed connection while reading response header from <ip>"
+    ]
+    assert primary([], error_text=line) == primary([], error_text=line.replace("5", "7"))
