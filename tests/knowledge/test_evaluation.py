@@ -79,17 +79,29 @@ async def test_eval_refuses_bad_arguments_and_files(
     assert "not a labelled incident" in capsys.readouterr().err
 
 
+# Floors a little below what the engine reached when they were set (see the README's
+# figures); the baseline comparison is exact: never worse than plain BM25F on any metric.
+FLOORS = {
+    ("full", False): {"recall@1": 0.98, "mrr": 0.99},
+    ("title", False): {"recall@3": 0.915, "mrr": 0.87},
+    ("title", True): {"recall@3": 0.915, "mrr": 0.88},
+}
+
+
 @pytest.mark.skipif(not EVAL_DEV.exists(), reason="../shared/data/incident-eval-dev is absent")
-async def test_suggestions_meet_the_quality_floor_on_the_labelled_set() -> None:
-    full, baseline = await evaluation.run(
+@pytest.mark.parametrize(("mode", "replay"), list(FLOORS))
+async def test_suggestions_meet_the_quality_floor_on_the_labelled_set(
+    mode: str, replay: bool
+) -> None:
+    ours, baseline = await evaluation.run(
         article_files=[EVAL_DEV / "articles.jsonl"],
         incidents_file=EVAL_DEV / "incidents.jsonl",
-        mode="full",
-        ks=(1, 5),
+        mode=mode,
+        replay=replay,
         baseline=True,
     )
-    # Measured 0.979 / 1.000 / 0.988 when this floor was set; the floor leaves room.
-    assert full.recall[1] >= 0.95
-    assert full.recall[5] >= 0.98
-    assert full.mrr >= 0.95
-    assert full.mrr >= baseline.mrr - 0.01, "never worse than plain BM25F on the same data"
+    ours_json, baseline_json = ours.to_json(), baseline.to_json()
+    for metric, floor in FLOORS[mode, replay].items():
+        assert ours_json[metric] >= floor, f"{metric} {ours_json[metric]:.3f} < {floor}"
+    for metric in ("recall@1", "recall@3", "recall@5", "recall@10", "mrr"):
+        assert ours_json[metric] >= baseline_json[metric], f"worse than BM25F on {metric}"
