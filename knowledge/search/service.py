@@ -127,21 +127,23 @@ def _visibility(principal: Principal, f: SearchFilter) -> q.Query:
     return q.And([allowed, *extra]) if extra else allowed
 
 
-def _did_you_mean(index: SearchIndex, text: str) -> str | None:
+def _did_you_mean(
+    index: SearchIndex, text: str, distances: Sequence[int] = (1, 2), min_length: int = 3
+) -> str | None:
     """The query with unknown words replaced by the closest indexed words, if any."""
     searcher = index.searcher()
     correctors = [searcher.corrector(field) for field in ("title", "body")]
     words, changed = [], False
     for word in plain_words(text):
         lower = word.lower()
-        if len(lower) < 3 or any(c.suggest(lower, limit=1, maxdist=0) for c in correctors):
+        if len(lower) < min_length or any(c.suggest(lower, limit=1, maxdist=0) for c in correctors):
             words.append(word)
             continue
         # Nearest first: Whoosh ranks suggestions within maxdist by frequency alone.
         suggestion = next(
             (
                 found[0]
-                for distance in (1, 2)
+                for distance in distances
                 for c in correctors
                 if (found := c.suggest(lower, limit=1, maxdist=distance))
             ),
@@ -154,9 +156,13 @@ def _did_you_mean(index: SearchIndex, text: str) -> str | None:
 
 def respelled(index: SearchIndex, text: str) -> str:
     """Text with words the index has never seen replaced by the nearest word it has
-    ("Retriaval" → "retrieval"); a reporter's typo should not cost the match."""
+    ("Retriaval" → "retrieval"); a reporter's typo should not cost the match.
+
+    One edit away only, and words of five letters or more: a second edit costs about
+    50 ms a word, and short words have too many neighbours to guess from.
+    """
     with index.reading():
-        return _did_you_mean(index, text) or text
+        return _did_you_mean(index, text, distances=(1,), min_length=5) or text
 
 
 def informative_words(index: SearchIndex, text: str, keep: int = MAX_TERMS) -> str:
@@ -315,9 +321,11 @@ def _highlights(document: Document, terms: dict[str, set[str]], analyzer: Any) -
 
 
 async def _hydrate(
-    session: AsyncSession, principal: Principal, raw: list[Match]
+    session: AsyncSession, principal: Principal, raw: list[Match], documents: bool = True
 ) -> dict[str, tuple[Article | KnownError | Incident, Document]]:
-    """Rows and their current documents for the hits the caller may still see."""
+    """Rows and (when ``documents``, for highlights) their current documents, for the
+    hits the caller may still see. Building an article's document parses its Markdown:
+    callers that only rank rows skip it."""
     wanted: dict[str, list[int]] = {}
     for hit in raw:
         kind, entity_id = parse_key(hit.key)
@@ -325,21 +333,24 @@ async def _hydrate(
     found: dict[str, tuple[Article | KnownError | Incident, Document]] = {}
     if ids := wanted.get("article"):
         rows = await articles.by_ids(session=session, principal=principal, ids=ids)
-        tags = await articles.tags_of(session=session, article_ids=list(rows))
+        tags = await articles.tags_of(session=session, article_ids=list(rows)) if documents else {}
         for article in rows.values():
             found[f"article:{article.id}"] = (
                 article,
-                article_document(article, tags[article.id], []),
+                article_document(article, tags[article.id], []) if documents else {},
             )
     if ids := wanted.get("known_error"):
         for known_error in (await known_errors.by_ids(session=session, ids=ids)).values():
             found[f"known_error:{known_error.id}"] = (
                 known_error,
-                known_error_document(known_error, []),
+                known_error_document(known_error, []) if documents else {},
             )
     if ids := wanted.get("incident"):
         for incident in (await incidents.by_ids(session=session, ids=ids)).values():
-            found[f"incident:{incident.id}"] = (incident, incident_document(incident, []))
+            found[f"incident:{incident.id}"] = (
+                incident,
+                incident_document(incident, []) if documents else {},
+            )
     return found
 
 
@@ -409,7 +420,7 @@ async def hits_for(
 ) -> list[SearchHit]:
     """Matches as hits the caller may still see, with rows, highlights and the query
     ``terms`` each one contains."""
-    rows = await _hydrate(session, principal, list(matches))
+    rows = await _hydrate(session, principal, list(matches), documents=with_highlights)
     analyzer = index.schema["title"].analyzer
     hits = []
     for found in matches:
