@@ -140,6 +140,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
         proxy_headers=True,
+        ws_max_size=settings.max_body_bytes,  # a websocket message is a request body too
     )
     return 0
 

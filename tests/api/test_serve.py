@@ -143,7 +143,9 @@ async def test_first_start_loads_demo_data_and_serves_graphql(
 async def test_production_refuses_anonymous_callers_and_loads_no_demo(
     database_factory: DatabaseFactory, tmp_path: Path
 ) -> None:
-    env = environment(await database_factory.create(), KNOWNFIX_ENV="production")
+    env = environment(
+        await database_factory.create(), KNOWNFIX_ENV="production", KNOWNFIX_MAX_BODY_BYTES="2000"
+    )
     await upgrade(tmp_path, env)
     async with serving(tmp_path, env) as server:
         assert "Loaded the demo" not in "".join(server.output)
@@ -154,6 +156,9 @@ async def test_production_refuses_anonymous_callers_and_loads_no_demo(
         assert ide.status_code != 200 or "GraphiQL" not in ide.text
         refused = await ws_handshake(server, {})
         assert refused == {"closed": 4403}
+        # The body limit holds for websocket messages too: 1009 is "message too big"
+        oversized = await ws_handshake(server, {"padding": "x" * 3000})
+        assert oversized == {"closed": 1009}
     assert not (tmp_path / "var" / "admin-token").exists()
 
 
