@@ -470,6 +470,8 @@ def rss_mb() -> float:
 
 
 async def child_ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    import sqlalchemy as sa
+
     from knowledge import migrate
     from knowledge.accounts.principal import SYSTEM
     from knowledge.articles.models import Article
@@ -479,13 +481,19 @@ async def child_ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from knowledge.suggestions.service import Draft, suggest
 
     queries = json.loads(Path(args.queries_file).read_text(encoding="utf-8"))  # noqa: ASYNC240
+    reused = (workdir / "bench.db").exists()  # --reuse: a kept run's database and index
     db = Database(f"sqlite+aiosqlite:///{workdir / 'bench.db'}")
     await migrate.upgrade(db.engine)
     started = time.perf_counter()
-    families = await populate(db, args.child_articles, args.incidents, args.seed)
+    if reused:
+        async with db.read() as session:
+            rows = await session.execute(sa.select(Article.id, Article.title))
+            families = {article_id: split_title(title) for article_id, title in rows}
+    else:
+        families = await populate(db, args.child_articles, args.incidents, args.seed)
     inserting = time.perf_counter() - started
-    corpus.log(f"ours: inserted {args.child_articles:,} articles and {args.incidents:,} "
-               f"incidents in {inserting:.1f}s")  # fmt: skip
+    corpus.log(f"ours: {'reused' if reused else 'inserted'} {args.child_articles:,} articles "
+               f"and {args.incidents:,} incidents in {inserting:.1f}s")  # fmt: skip
     rss_before = rss_mb()
 
     # Poll rarely: nothing is written while we measure, and a poll would steal time.
@@ -520,6 +528,7 @@ async def child_ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "articles": args.child_articles,
         "incidents": args.incidents,
         "insert_seconds": inserting,
+        "reused": reused,
         "index_seconds": building,
         "index_bytes": size,
         "indexed_documents": documents,
@@ -716,7 +725,9 @@ def run_child(args: argparse.Namespace) -> None:
     import knowledge.suggestions.service  # noqa: F401
 
     workdir = Path(args.workdir) / args.child
-    workdir.mkdir()
+    if args.child == "baseline":
+        shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(exist_ok=True)
     if args.child == "ours":
         result = asyncio.run(child_ours(args, workdir))
     else:
@@ -792,7 +803,8 @@ def report(ours: dict[str, Any], base: dict[str, Any], minutes: float) -> str:
                 ],
             ]
         ),
-        f"ours: database insert {ours['insert_seconds']:.1f}s "
+        f"ours: database {'reused' if ours.get('reused') else 'insert'} "
+        f"{ours['insert_seconds']:.1f}s "
         f"({ours['database_bytes'] / 1e6:,.0f} MB); RSS before the build "
         f"{ours['rss_before_index_mb']:.0f} MB, after it {ours['rss_after_index_mb']:.0f} MB; "
         f"baseline build time includes generating the articles",
@@ -823,6 +835,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--profile", type=int, default=0, help="also cProfile N short and N long queries of ours"
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database and index (the path is printed)"
+    )
+    parser.add_argument(
+        "--reuse", type=Path, help="time again on a kept directory (one size; no insert or build)"
+    )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     for hidden in ("--child", "--workdir", "--result", "--queries-file"):
@@ -835,6 +853,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.quick:
         args.articles, args.incidents, args.short, args.long = "1000", 1000, 30, 15
     sizes = [int(s.replace("_", "")) for s in args.articles.split(",") if s.strip()]
+    if args.reuse and len(sizes) != 1:
+        parser.error("--reuse takes one --articles size, the one it was built with")
     stdout = sys.stdout
     stdout.write(
         f"suggestion benchmark: articles {sizes}, {args.incidents:,} incidents, "
@@ -847,12 +867,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     queries = generate_queries(args.short, args.long, args.seed)
     for size in sizes:
         started = time.perf_counter()
-        workdir = Path(tempfile.mkdtemp(prefix=f"knownfix-suggest-{size}-"))
+        workdir = args.reuse or Path(tempfile.mkdtemp(prefix=f"knownfix-suggest-{size}-"))
         try:
             (workdir / "queries.json").write_text(json.dumps(queries), encoding="utf-8")
             results = {engine: spawn(engine, args, size, workdir) for engine in corpus.ENGINES}
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if args.keep or args.reuse:
+                stdout.write(f"kept {workdir}\n")
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
         minutes = (time.perf_counter() - started) / 60
         stdout.write(report(results["ours"], results["baseline"], minutes))
         stdout.flush()
