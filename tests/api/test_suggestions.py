@@ -340,6 +340,15 @@ async def test_an_error_line_that_is_part_of_the_articles_is_not_called_the_same
     assert "same error line" not in line["detail"]
 
 
+async def test_an_identifier_in_the_title_finds_the_article_that_spells_it_out(
+    client: GraphQLClient, library: Library
+) -> None:
+    # An alert names the exception class; the article writes the same words with spaces.
+    found = await suggest(client, title="DiskQuotaExceeded")
+    assert slugs(found)[:1] == [library.slug("disk")]
+    assert {"disk", "quota"} <= set(found[0]["matchedTerms"])
+
+
 async def test_every_suggestion_explains_itself(client: GraphQLClient, library: Library) -> None:
     found = await suggest(client, first=20, title="Orders API lost its database connection",
                           description="Checkout fails; the database refuses the password",
