@@ -612,9 +612,12 @@ async def verify(base_url: str, token: str, state: State, deadline: float) -> di
                 "articleRevisions"
             ]
         in_database = 0
+        by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # acknowledged, found
         for write in state.writes:
+            by_kind[write.kind][0] += 1
             if stored(write, nodes.get(write.node_id), revisions.get(write.node_id, [])):
                 in_database += 1
+                by_kind[write.kind][1] += 1
             else:
                 missing.append(f"not in the database: {write}")
 
@@ -642,6 +645,9 @@ async def verify(base_url: str, token: str, state: State, deadline: float) -> di
     return {
         "acknowledged_writes": len(state.writes),
         "in_database": in_database,
+        "by_kind": {
+            kind: {"acknowledged": a, "in_database": f} for kind, (a, f) in by_kind.items()
+        },
         "searchable_checked": len(latest),
         "searchable_found": len(latest) - len(pending),
         "seconds_until_searchable": lag,
@@ -810,6 +816,12 @@ def main() -> int:
         f" {check['in_database']}; searchable: {check['searchable_found']} of"
         f" {check['searchable_checked']}"
         f" (after {check['seconds_until_searchable']:.1f} s of polling)"
+    )
+    _out(
+        "  "
+        + ", ".join(
+            f"{kind} {n['in_database']}/{n['acknowledged']}" for kind, n in check["by_kind"].items()
+        )
     )
     for line in check["missing"][:20]:
         _out(f"MISSING {line}")
