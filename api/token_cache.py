@@ -14,6 +14,8 @@ secret itself is never kept), for at most ``ttl``:
 
 Only successful lookups are kept: an unknown token is looked up again each time (a
 token minted by another process works at once, and guessing cannot fill the cache).
+``last_used_at`` is recorded on a lookup, so at most once per ``ttl``: it is only kept to
+the nearest five minutes anyway (``tokens.LAST_USED_RESOLUTION``).
 """
 
 from __future__ import annotations
