@@ -395,8 +395,6 @@ async def op_create_article(
 async def op_update_article(
     http: httpx.AsyncClient, state: State, rng: random.Random
 ) -> tuple[str, str | None]:
-    if not state.own_articles:
-        return await op_create_article(http, state, rng)
     article_id = rng.choice(list(state.own_articles))
     marker = state.marker()
     change = {
@@ -445,6 +443,8 @@ async def client(
             name = rng.choices(names, weights)[0]
             if name in NEEDS_OPEN_INCIDENT and not state.open_incidents:
                 name = "reportIncident"
+            if name == "updateArticle" and not state.own_articles:
+                name = "createArticle"
             started = time.perf_counter()
             try:
                 outcome, subject = await OPERATION_FUNCTIONS[name](http, state, rng)
