@@ -25,6 +25,7 @@ from api.context import Context, build_context
 from api.limits import BodyLimit
 from api.request_ids import RequestIdMiddleware, request_id_of
 from api.schema import build_schema
+from api.token_cache import TokenCache
 from api.webhooks import alertmanager
 from knowledge import migrate
 from knowledge.clock import Clock, SystemClock
@@ -60,6 +61,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.clock = clock
         self.events = events
         self.policy = policy
+        self.token_cache = TokenCache(clock)
 
     def decode_json(self, data: str | bytes) -> object:
         """strawberry answers 400 only for ``JSONDecodeError``; a body nested deeper than
@@ -81,6 +83,7 @@ class GraphQLView(GraphQL[Context, None]):
             request=request,
             response=response,
             request_id=request_id_of(request),
+            token_cache=self.token_cache,
         )
 
     async def on_ws_connect(self, context: Context) -> None:
@@ -90,7 +93,10 @@ class GraphQLView(GraphQL[Context, None]):
             return  # authenticated by header already
         try:
             context.principal = await authenticate(
-                self.db, authorization, allow_anonymous=not self.settings.is_production
+                self.db,
+                authorization,
+                allow_anonymous=not self.settings.is_production,
+                cache=self.token_cache,
             )
         except AuthenticationError as error:
             raise ConnectionRejectionError({"message": error.message}) from None
@@ -113,6 +119,7 @@ class AuthGate:
                 None if authorization is None else authorization.decode("latin-1"),
                 # A websocket's token may come in connection_init instead (see on_ws_connect).
                 allow_anonymous=is_websocket or not settings.is_production,
+                cache=self.view.token_cache,
             )
         except AuthenticationError as error:
             if is_websocket:

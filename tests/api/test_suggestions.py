@@ -22,6 +22,7 @@ from api.relay import to_global_id
 from knowledge.accounts.principal import SYSTEM
 from knowledge.accounts.roles import Role
 from knowledge.articles import service as articles
+from knowledge.articles.models import Article, ArticleStatus
 from knowledge.articles.service import ArticleDraft, Transition
 from knowledge.catalog import service as catalog
 from knowledge.db import Database
@@ -540,6 +541,31 @@ async def test_reporting_stores_the_suggestions_it_shows(
     # What was stored is what the incident shows later.
     again = (await client(INCIDENT, {"id": incident["id"]})).data["incident"]
     assert again["suggestions"] == stored
+
+
+async def test_a_stored_suggestion_shows_its_article_only_to_those_who_may_see_it(
+    client: GraphQLClient, library: Library, responder: Account, accounts: Accounts, db: Database
+) -> None:
+    incident = await report(client, responder.token, title="Orders cannot log in to the database",
+                            errorText=PASSWORD_ERROR_AGAIN,
+                            serviceId=library.service("checkout"))  # fmt: skip
+    assert incident["suggestions"][0]["article"] == {"slug": library.slug("password")}
+    # The article goes back to draft after it was suggested: viewers may not see drafts.
+    async with db.transaction() as session:
+        await session.execute(
+            sa.update(Article)
+            .where(Article.id == library.articles["password"])
+            .values(status=ArticleStatus.DRAFT)
+        )
+    viewer = await accounts.create(Role.VIEWER)
+    listing = "query { incidents { nodes { suggestions { rank article { slug } } } } }"
+    for token, expected in ((viewer.token, None), (responder.token, library.slug("password"))):
+        shown = (await client(INCIDENT, {"id": incident["id"]}, token=token)).data["incident"]
+        assert shown["suggestions"][0]["rank"] == 1
+        first = shown["suggestions"][0]["article"]
+        assert (first and first["slug"]) == expected
+        page = (await client(listing, token=token)).data["incidents"]["nodes"]
+        assert page[0]["suggestions"][0]["article"] == (expected and {"slug": expected})
 
 
 async def test_a_report_that_matches_nothing_has_no_suggestions_and_no_error(
