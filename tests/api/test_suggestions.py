@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -29,6 +30,7 @@ from knowledge.db import Database
 from knowledge.incidents.models import Incident, IncidentEvent, IncidentLink
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.service import KnownErrorDraft
+from tests.conftest import TEST_DATABASE_URL
 from tests.support import Account, Accounts, GraphQLClient, Response
 
 SUGGESTION = """
@@ -541,6 +543,40 @@ async def test_reporting_stores_the_suggestions_it_shows(
     # What was stored is what the incident shows later.
     again = (await client(INCIDENT, {"id": incident["id"]})).data["incident"]
     assert again["suggestions"] == stored
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL != "", reason="SQLite's single write lock")
+async def test_reporting_searches_for_suggestions_without_holding_the_write_lock(
+    client: GraphQLClient,
+    library: Library,
+    responder: Account,
+    app: Starlette,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # While the report's suggestions are searched for, another writer must get the lock
+    # at once: a search under the lock would make every other write wait it out.
+    index = app.state.indexer.index
+    search_query, lock_free = index.run_query, []
+
+    def run_query(*args: Any, **kwargs: Any) -> Any:
+        other = sqlite3.connect(db.engine.url.database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            lock_free.append(True)
+        except sqlite3.OperationalError:
+            lock_free.append(False)
+        finally:
+            other.close()
+        return search_query(*args, **kwargs)
+
+    monkeypatch.setattr(index, "run_query", run_query)
+    incident = await report(client, responder.token, title="Orders cannot log in to the database",
+                            errorText=PASSWORD_ERROR_AGAIN)  # fmt: skip
+    assert incident["suggestions"], "the report was given suggestions"
+    assert lock_free, "the suggestions were searched for"
+    assert all(lock_free), lock_free
 
 
 async def test_a_stored_suggestion_shows_its_article_only_to_those_who_may_see_it(
