@@ -22,7 +22,8 @@ import httpx
 KNOWNFIX = str(Path(sys.executable).with_name("knownfix"))
 STARTUP_TIMEOUT = 60
 SHUTDOWN_TIMEOUT = 30
-STARTED = "Application startup complete"
+# Not "Application startup complete": uvicorn logs that before it binds the port.
+STARTED = "Uvicorn running on"
 
 
 def free_port() -> int:
