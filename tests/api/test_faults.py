@@ -247,34 +247,59 @@ class Write:
     id: str
 
 
-async def write_until_killed(
-    server: Server, token: str, first: int, acknowledged: list[Write], enough: asyncio.Event
-) -> None:
-    """One client writing as fast as it is answered, until the server is gone."""
-    async with client(server, token) as writer:
-        for n in range(first, first + 100_000):
-            word = probe_word(n)
-            kind = "known_error" if n % 2 else "incident"
-            if kind == "known_error":
-                query, field = CREATE_KNOWN_ERROR, "createKnownError"
-                fields = {"title": f"Probe {word} fails", "symptoms": f"The {word} probe stalls."}
-            else:
-                query, field = REPORT_INCIDENT, "reportIncident"
-                fields = {"title": f"Probe {word} is down", "description": "Reported in a burst."}
-            try:
-                reply = await writer.http.post(
-                    "/graphql",
-                    json={"query": query, "variables": {"input": fields}},
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-            except httpx.TransportError:
-                return  # killed: this write may or may not have committed
-            assert reply.status_code == 200, reply.text
-            result = reply.json()["data"][field]
-            assert result["__typename"] in ("KnownError", "Incident"), result
-            acknowledged.append(Write(kind, word, result["id"]))
-            if len(acknowledged) >= ACKNOWLEDGED_BEFORE_KILL:
-                enough.set()
+class Burst:
+    """Concurrent clients writing as fast as they are answered, until the server dies."""
+
+    def __init__(self, server: Server, token: str) -> None:
+        self.server = server
+        self.token = token
+        self.acknowledged: list[Write] = []
+        self.in_flight = 0
+        self.enough = asyncio.Event()
+        self.killed = False
+
+    async def writer(self, first: int) -> None:
+        async with client(self.server, self.token) as api:
+            for n in range(first, first + 100_000):
+                word = probe_word(n)
+                if n % 2:
+                    kind, query, field = "known_error", CREATE_KNOWN_ERROR, "createKnownError"
+                    fields = {"title": f"Probe {word} fails", "symptoms": f"{word} stalls."}
+                else:
+                    kind, query, field = "incident", REPORT_INCIDENT, "reportIncident"
+                    fields = {"title": f"Probe {word} is down", "description": "In a burst."}
+                self.in_flight += 1
+                try:
+                    reply = await api.http.post(
+                        "/graphql",
+                        json={"query": query, "variables": {"input": fields}},
+                        headers={"Authorization": f"Bearer {self.token}"},
+                    )
+                except httpx.TransportError:
+                    if self.killed:
+                        return  # this write may or may not have committed
+                    raise
+                self.in_flight -= 1
+                assert reply.status_code == 200, reply.text
+                result = reply.json()["data"][field]
+                assert result["__typename"] in ("KnownError", "Incident"), result
+                self.acknowledged.append(Write(kind, word, result["id"]))
+                if len(self.acknowledged) >= ACKNOWLEDGED_BEFORE_KILL:
+                    self.enough.set()
+
+    async def run_until_killed(self) -> int:
+        """Kill the server once enough writes were acknowledged; returns how many
+        writes were still waiting for their answer at that moment."""
+        writers = [asyncio.create_task(self.writer(n * 100_000)) for n in range(WRITERS)]
+        try:
+            await asyncio.wait_for(self.enough.wait(), DEADLINE)
+        finally:
+            self.killed = True
+            in_flight = self.in_flight
+            self.server.kill()
+            await asyncio.wait_for(asyncio.gather(*writers), DEADLINE)
+        await self.server.process.wait()
+        return in_flight
 
 
 @pytest.fixture
@@ -285,22 +310,12 @@ async def crash_site(database_factory: DatabaseFactory, tmp_path: Path) -> Deplo
 async def test_every_acknowledged_write_survives_a_kill_and_is_searchable_after_restart(
     crash_site: Deployment,
 ) -> None:
-    acknowledged: list[Write] = []
     async with crash_site.serving() as server:
-        enough = asyncio.Event()
-        writers = [
-            asyncio.create_task(
-                write_until_killed(server, crash_site.token, n * 100_000, acknowledged, enough)
-            )
-            for n in range(WRITERS)
-        ]
-        try:
-            await asyncio.wait_for(enough.wait(), DEADLINE)
-        finally:
-            server.kill()  # mid-burst: the other writers are waiting for answers
-            await asyncio.wait_for(asyncio.gather(*writers), DEADLINE)
-        await server.process.wait()
+        burst = Burst(server, crash_site.token)
+        in_flight = await burst.run_until_killed()
     assert server.process.returncode == -signal.SIGKILL
+    assert in_flight > 0, "the kill came mid-burst, with writes unanswered"
+    acknowledged = burst.acknowledged
     assert len(acknowledged) >= ACKNOWLEDGED_BEFORE_KILL
 
     async with crash_site.serving() as again, client(again, crash_site.token) as api:
