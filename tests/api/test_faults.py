@@ -102,7 +102,7 @@ query Resolved($after: String) {
 """
 SEARCH = """
 query Search($query: String!, $types: [SearchType!]) {
-  search(query: $query, types: $types, first: 50) {
+  search(query: $query, types: $types, first: 10) {
     edges {
       node {
         ... on ArticleHit { article { id } }
@@ -354,10 +354,14 @@ async def test_every_acknowledged_write_survives_a_kill_and_is_searchable_after_
 async def knowledge_base(
     database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> Deployment:
-    """A development deployment with the demo knowledge base, shared by the index tests."""
-    return await deploy(
+    """A development deployment with the demo knowledge base and a whole index (built by
+    a first start), shared by the index tests: each leaves the index whole again."""
+    site = await deploy(
         await database_factory.create(), tmp_path_factory.mktemp("knowledge-base"), demo=True
     )
+    async with site.serving() as server:
+        assert (await ready(server)).status_code == 200
+    return site
 
 
 def current_generation(root: Path) -> Path:
@@ -421,8 +425,6 @@ DAMAGES = [
 async def test_an_index_lost_while_stopped_is_rebuilt_from_the_database(
     knowledge_base: Deployment, damage: Callable[[Path], None], unreadable: bool
 ) -> None:
-    async with knowledge_base.serving() as server:
-        assert (await ready(server)).status_code == 200
     damaged = current_generation(knowledge_base.index_root).name
     damage(knowledge_base.index_root)
 
