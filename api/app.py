@@ -132,7 +132,11 @@ class AuthGate:
             # An outage is not a bug: a clear 503 at once, no traceback per request.
             logger.warning("database unreachable while authenticating: %s", _describe(error))
             if is_websocket:
-                await WebSocket(scope, receive, send).close(code=1013, reason="try again later")
+                # Accepted, then closed with 1013 "try again later": refusing the handshake
+                # instead would read as 403 Forbidden, as if the token were bad.
+                websocket = WebSocket(scope, receive, send)
+                await websocket.accept(subprotocol=(scope.get("subprotocols") or [None])[0])
+                await websocket.close(code=1013, reason="the database is unavailable")
                 return
             response = JSONResponse(
                 {"errors": [database_unavailable(request_id_of(scope))]},

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
+from websockets.typing import Subprotocol
 
 from knowledge import migrate
 from knowledge.accounts.roles import Role
@@ -464,6 +466,19 @@ def assert_clear_unavailable_error(reply: httpx.Response) -> None:
         assert internal not in reply.text
 
 
+async def websocket_close_code(server: Server, token: str) -> int | None:
+    """How the server ends a subscription websocket whose token comes in its headers."""
+    async with websockets.connect(
+        server.ws_url,
+        subprotocols=[Subprotocol("graphql-transport-ws")],
+        additional_headers={"Authorization": f"Bearer {token}"},
+        open_timeout=REQUEST_TIMEOUT,
+    ) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), REQUEST_TIMEOUT)
+    return closed.value.rcvd.code if closed.value.rcvd else None
+
+
 async def test_a_database_outage_fails_requests_fast_and_clearly_and_heals_without_restart(
     outage_site: tuple[PrivateCluster, Deployment],
 ) -> None:
@@ -485,6 +500,7 @@ async def test_a_database_outage_fails_requests_fast_and_clearly_and_heals_witho
             (CREATE_KNOWN_ERROR, {"input": {"title": "Probe zorbldown fails"}}),
         ):
             assert_clear_unavailable_error(await api.post(query, variables))
+        assert await websocket_close_code(server, site.token) == 1013  # "try again later"
         async with httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT) as http:
             assert (await http.get("/healthz")).status_code == 200  # the process itself is fine
 
