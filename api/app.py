@@ -22,6 +22,7 @@ from strawberry.exceptions import ConnectionRejectionError
 
 from api.auth import authenticate, connection_authorization
 from api.context import Context, build_context
+from api.errors import RETRY_AFTER_SECONDS, database_unavailable
 from api.limits import BodyLimit
 from api.request_ids import RequestIdMiddleware, request_id_of
 from api.schema import build_schema
@@ -30,7 +31,7 @@ from api.webhooks import alertmanager
 from knowledge import migrate
 from knowledge.clock import Clock, SystemClock
 from knowledge.config import Settings
-from knowledge.db import Database
+from knowledge.db import Database, is_unreachable
 from knowledge.errors import AuthenticationError
 from knowledge.incidents.policy import IncidentPolicy
 from knowledge.outbox.dispatch import EventDispatcher
@@ -132,8 +133,31 @@ class AuthGate:
             )
             await response(scope, receive, send)
             return
+        except Exception as error:
+            if not is_unreachable(error):
+                raise
+            # An outage is not a bug: a clear 503 at once, no traceback per request.
+            logger.warning("database unreachable while authenticating: %s", _describe(error))
+            if is_websocket:
+                # Accepted, then closed with 1013 "try again later": refusing the handshake
+                # instead would read as 403 Forbidden, as if the token were bad.
+                websocket = WebSocket(scope, receive, send)
+                await websocket.accept(subprotocol=(scope.get("subprotocols") or [None])[0])
+                await websocket.close(code=1013, reason="the database is unavailable")
+                return
+            response = JSONResponse(
+                {"errors": [database_unavailable(request_id_of(scope))]},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+            await response(scope, receive, send)
+            return
         scope.setdefault("state", {})["principal"] = principal
         await self.view(scope, receive, send)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error)[:200]}"
 
 
 async def healthz(_: Request) -> Response:
