@@ -124,7 +124,11 @@ def _common(values: list[int | None] | list[str | None]) -> int | str | None:
     return min((v for v, c in counted.items() if c == best), key=str)
 
 
-def _terms(members: list[int], vectors: list[dict[str, float]] | None) -> list[str]:
+def _terms(
+    members: list[int], vectors: list[dict[str, float]] | None, words: dict[str, str]
+) -> list[str]:
+    """The heaviest terms most of a gap's incidents share, spelt as the reports spell
+    them ("bundle", not the index's stem "bundl")."""
     if not vectors:
         return []
     weight: collections.Counter[str] = collections.Counter()
@@ -134,11 +138,29 @@ def _terms(members: list[int], vectors: list[dict[str, float]] | None) -> list[s
         present.update(vectors[i].keys())
     # A word in fewer than half of a gap's incidents does not describe the gap.
     shared = [t for t in weight if present[t] * 2 >= len(members)]
-    return sorted(shared, key=lambda t: (-weight[t], t))[:TERMS_PER_GAP]
+    return [words.get(t, t) for t in sorted(shared, key=lambda t: (-weight[t], t))][:TERMS_PER_GAP]
 
 
-def _gap(incidents: list[Incident], members: list[int], vectors: list[dict[str, float]] | None
-         ) -> KnowledgeGap:  # fmt: skip
+def spellings(index: SearchIndex, texts: list[str]) -> dict[str, str]:
+    """Each indexed term of ``texts`` and the most frequent word that gives it."""
+    analyzer = index.schema["body"].analyzer
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    for text in texts:
+        for word in text.split():
+            for token in analyzer(word):
+                counts[(token.text, word)] += 1
+    best: dict[str, str] = {}
+    for (term, word), _ in sorted(counts.items(), key=lambda c: (-c[1], c[0][1])):
+        best.setdefault(term, word)
+    return best
+
+
+def _gap(
+    incidents: list[Incident],
+    members: list[int],
+    vectors: list[dict[str, float]] | None,
+    words: dict[str, str],
+) -> KnowledgeGap:
     rows = sorted((incidents[i] for i in members),
                   key=lambda r: (r.resolved_at, r.id), reverse=True)  # fmt: skip
     signatures = {r.error_signature for r in rows}
@@ -161,7 +183,7 @@ def _gap(incidents: list[Incident], members: list[int], vectors: list[dict[str, 
         service_id=service if isinstance(service, int) else None,
         category=category if isinstance(category, str) else None,
         signature=signature,
-        terms=_terms(members, vectors),
+        terms=_terms(members, vectors, words),
         capture_from=capture,
         reason=reason,
     )
@@ -188,11 +210,13 @@ async def knowledge_gaps(
     )
     text = index is not None and index.is_open
     vectors: list[dict[str, float]] | None = None
+    words: dict[str, str] = {}
     if text and incidents and index is not None:
         texts = [query_text(i.title, i.description, i.error_text) for i in incidents]
         vectors = await asyncio.to_thread(search.term_vectors, index, texts)
+        words = await asyncio.to_thread(spellings, index, texts)
     groups = await asyncio.to_thread(clusters, incidents, vectors) if incidents else []
-    gaps = [_gap(incidents, members, vectors) for members in groups]
+    gaps = [_gap(incidents, members, vectors, words) for members in groups]
     gaps.sort(
         key=lambda g: (
             -g.count,
