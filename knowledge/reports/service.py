@@ -29,6 +29,7 @@ from knowledge.reports.scope import (
     MAX_ITEMS,
     MAX_STALE_DAYS,
     ReportScope,
+    check_items,
     open_scope,
 )
 from knowledge.reports.stale import StaleArticle, StaleReport, stale_articles
@@ -50,6 +51,7 @@ __all__ = [
     "StaleReport",
     "TopArticle",
     "TopOrder",
+    "check_items",
     "knowledge_gaps",
     "knowledge_report",
     "open_scope",
