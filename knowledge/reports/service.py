@@ -31,6 +31,7 @@ from knowledge.reports.scope import (
     ReportScope,
     check_items,
     open_scope,
+    require_reader,
 )
 from knowledge.reports.stale import StaleArticle, StaleReport, stale_articles
 from knowledge.search.index import SearchIndex
@@ -57,6 +58,7 @@ __all__ = [
     "open_scope",
     "poor_performers",
     "possible_duplicates",
+    "require_reader",
     "stale_articles",
     "top_articles",
 ]
