@@ -685,6 +685,12 @@ async def record_view(
     await session.execute(
         sa.update(Article)
         .where(Article.id == article_id)
-        .values(view_count=Article.view_count + 1, last_viewed_at=now or utcnow())
+        # updated_at is named so that its onupdate does not fire: a view is not an edit
+        # (the duplicate report and "recently updated" ordering read it as one).
+        .values(
+            view_count=Article.view_count + 1,
+            last_viewed_at=now or utcnow(),
+            updated_at=Article.updated_at,
+        )
         .execution_options(synchronize_session=False)
     )

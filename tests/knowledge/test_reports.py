@@ -296,8 +296,10 @@ async def test_stale_articles_are_the_published_ones_nobody_used_for_n_days(
     assert [s.article.id for s in longer.articles] == [only_suggested]
 
 
-async def test_recording_a_view_remembers_when(db: Database, seed: Seed) -> None:
+async def test_recording_a_view_remembers_when_and_is_no_edit(db: Database, seed: Seed) -> None:
     article_id = await seed.article("Read me")
+    async with db.read() as session:
+        edited = await session.scalar(sa.select(Article.updated_at).where(Article.id == article_id))
     async with db.transaction() as session:
         await articles.record_view(session=session, principal=SYSTEM, article_id=article_id,
                                    now=feb(3, 4))  # fmt: skip
@@ -305,6 +307,7 @@ async def test_recording_a_view_remembers_when(db: Database, seed: Seed) -> None
         row = await session.get(Article, article_id)
     assert row is not None
     assert (row.view_count, row.last_viewed_at) == (1, feb(3, 4))
+    assert (row.updated_at, row.version) == (edited, 2), "a view is not an edit"
 
 
 # --- poor performers -----------------------------------------------------------------
