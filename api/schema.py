@@ -26,6 +26,7 @@ from api.known_errors.mutations import KnownErrorsMutation
 from api.known_errors.queries import KnownErrorsQuery
 from api.limits import Limits, limit_extensions
 from api.node import NodeQuery
+from api.reports.queries import ReportsQuery
 from api.search.queries import SearchQuery
 from api.suggestions.mutations import SuggestionsMutation
 from api.suggestions.queries import SuggestionsQuery
@@ -47,6 +48,7 @@ Query = merge_types(
         SearchQuery,
         IncidentsQuery,
         SuggestionsQuery,
+        ReportsQuery,
     ),
 )
 Mutation = merge_types(
