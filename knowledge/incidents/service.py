@@ -536,6 +536,8 @@ async def resolve(
                      "known_error_id": known_error_id, "duplicate_of_id": duplicate_of_id},
                     at=now)  # fmt: skip
     await record(session=session, entity_type="incident", entity_id=incident.id)
+    if article_id is not None:  # the article is indexed with the words of what it fixed
+        await record(session=session, entity_type="article", entity_id=article_id)
     return incident
 
 
@@ -560,12 +562,16 @@ async def reopen(
     incident.resolved_at = None
     incident.reopen_count += 1
     # What resolved it did not hold: it must not count for the article any more.
-    await session.execute(
-        sa.delete(IncidentLink).where(
+    undone = await session.scalars(
+        sa.delete(IncidentLink)
+        .where(
             IncidentLink.incident_id == incident.id,
             IncidentLink.relation.in_([LinkRelation.RESOLVED_BY, LinkRelation.DUPLICATE_OF]),
         )
+        .returning(IncidentLink.article_id)
     )
+    for article_id in {a for a in undone if a is not None}:  # no longer lends its words
+        await record(session=session, entity_type="article", entity_id=article_id)
     await flush_or_conflict(session, what=f"incident {incident.reference}")
     await add_event(session, incident, EventKind.REOPENED, principal, reason, at=now)
     await record(session=session, entity_type="incident", entity_id=incident.id)

@@ -41,7 +41,9 @@ def article_sections(body: str) -> dict[str, str]:
     return {"symptoms": symptoms, "cause": cause, "resolution": resolution, "body": rest}
 
 
-def article_document(article: Article, tags: Sequence[str], services: Sequence[str]) -> Document:
+def article_document(
+    article: Article, tags: Sequence[str], services: Sequence[str], reported: Sequence[str] = ()
+) -> Document:
     return {
         "key": key_of("article", article.id),
         "kind": "article",
@@ -52,6 +54,7 @@ def article_document(article: Article, tags: Sequence[str], services: Sequence[s
         "title": article.title,
         "summary": article.summary,
         "signatures": "\n".join(article.error_signatures),
+        "reported": "\n".join(reported),
         **article_sections(article.body),
     }
 

@@ -14,7 +14,7 @@ from knowledge.search.analysis import analyzer as text_analyzer
 META_KEY = "__meta__"
 # Kept in the meta document: an index built for another version (other fields or
 # analyzers) is treated as unreadable and rebuilt from the database on start.
-SCHEMA_VERSION = "3-compound-words-scripts"
+SCHEMA_VERSION = "4-reported-as"
 KINDS = ("article", "known_error", "incident")
 
 # Boosts: the title says what a document is about, the symptoms are what a
@@ -28,6 +28,9 @@ BOOSTS = {
     "body": 1.0,
     "tags": 2.0,
     "signatures": 2.0,
+    # How reporters described incidents the document resolved: their words, not the
+    # author's; weighed low, as it is second-hand and grows with use.
+    "reported": 0.5,
 }
 TEXT_FIELDS = tuple(BOOSTS)
 HIGHLIGHT_FIELDS = ("title", "summary", "symptoms", "cause", "resolution", "body")

@@ -25,7 +25,7 @@ from knowledge.articles import service as articles
 from knowledge.articles.models import Article
 from knowledge.catalog.models import Service
 from knowledge.db import Database
-from knowledge.incidents.models import Incident, IncidentStatus
+from knowledge.incidents.models import Incident, IncidentLink, IncidentStatus, LinkRelation
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.models import KnownError
 from knowledge.outbox.cursor import GapTracker, default_gap_timeout
@@ -44,6 +44,11 @@ logger = logging.getLogger("knownfix.search")
 INDEXED_KINDS = ("article", "known_error", "incident")
 SEARCHABLE_INCIDENTS = (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
 BATCH = 500
+# Incidents resolved by (or accepted for) an article lend it their words; the latest
+# few, each cut short, so a popular article's document stays small.
+REPORTED_RELATIONS = (LinkRelation.RESOLVED_BY, LinkRelation.ACCEPTED)
+REPORTED_KEPT = 50
+REPORTED_CHARS = 2000
 
 
 async def load_documents(
@@ -55,7 +60,11 @@ async def load_documents(
         rows = list(await session.scalars(sa.select(Article).where(Article.id.in_(ids))))
         tags = await articles.tags_of(session=session, article_ids=ids)
         services = await articles.services_of(session=session, article_ids=ids)
-        found = [article_document(a, tags[a.id], [s.slug for s in services[a.id]]) for a in rows]
+        reported = await _reported(session, ids)
+        found = [
+            article_document(a, tags[a.id], [s.slug for s in services[a.id]], reported[a.id])
+            for a in rows
+        ]
     elif kind == "known_error":
         errors = list(await session.scalars(sa.select(KnownError).where(KnownError.id.in_(ids))))
         linked = await known_errors.services_of(session=session, known_error_ids=ids)
@@ -83,6 +92,38 @@ async def load_documents(
         ]
     present = {d["key"] for d in found}
     return found, [key_of(kind, i) for i in ids if key_of(kind, i) not in present]
+
+
+async def _reported(session: AsyncSession, article_ids: Sequence[int]) -> dict[int, list[str]]:
+    """How people described the incidents each article resolved (the latest
+    ``REPORTED_KEPT``): the words reporters use, which the article's author may not
+    have. An incident typed as "problem with install" is found by the article that
+    fixed the last one described like that."""
+    latest = (
+        sa.select(
+            IncidentLink.article_id,
+            Incident.title,
+            sa.func.substr(Incident.description, 1, REPORTED_CHARS).label("description"),
+            sa.func.row_number()
+            .over(partition_by=IncidentLink.article_id, order_by=IncidentLink.id.desc())
+            .label("n"),
+        )
+        .join(Incident, Incident.id == IncidentLink.incident_id)
+        .where(
+            IncidentLink.article_id.in_(article_ids),
+            IncidentLink.relation.in_(REPORTED_RELATIONS),
+        )
+        .subquery()
+    )
+    found: dict[int, list[str]] = defaultdict(list)
+    rows = await session.execute(
+        sa.select(latest.c.article_id, latest.c.title, latest.c.description)
+        .where(latest.c.n <= REPORTED_KEPT)
+        .order_by(latest.c.article_id, latest.c.n)
+    )
+    for article_id, title, description in rows:
+        found[article_id].append(f"{title}\n{description}")
+    return found
 
 
 class Indexer:

@@ -200,6 +200,8 @@ async def judge(
         at=now,
     )  # fmt: skip
     await record(session=session, entity_type="incident", entity_id=incident.id)
+    if article_id is not None:  # an accepted article is indexed with the incident's words
+        await record(session=session, entity_type="article", entity_id=article_id)
     return incident
 
 

@@ -513,6 +513,50 @@ async def test_suggesting_costs_the_same_statements_for_one_suggestion_or_twenty
     assert counts[20] == counts[1], counts
 
 
+ARTICLES_FOUND_BY = """
+query($query: String!) {
+  search(query: $query, types: [ARTICLE]) { edges { node { ... on ArticleHit { article { slug } } } } }
+}
+"""
+REOPEN = f"""
+mutation($input: ReopenIncidentInput!) {{ reopenIncident(input: $input) {{ {INCIDENT_RESULT} }} }}
+"""
+
+
+async def test_an_article_is_found_by_the_words_of_the_incidents_it_resolved(
+    client: GraphQLClient, library: Library, responder: Account, app: Starlette
+) -> None:
+    async def found_by(words: str) -> list[str]:
+        await app.state.indexer.catch_up()
+        edges = (await client(ARTICLES_FOUND_BY, {"query": words})).data["search"]["edges"]
+        return [e["node"]["article"]["slug"] for e in edges]
+
+    # Reporters' words that the disk quota article never uses.
+    words = "uploads spinner freezes"
+    assert await found_by(words) == []
+    incident = await report(client, responder.token, title="Uploads spinner freezes forever")
+    resolved = await resolve(client, responder.token, incident, library.article("disk"))
+    assert await found_by(words) == [library.slug("disk")]
+    # Reopened: what resolved it did not hold, so the article no longer has its words.
+    reopened = await mutate(client, REOPEN, responder.token, id=resolved["id"],
+                            expectedVersion=resolved["version"], reason="still frozen")  # fmt: skip
+    assert reopened["__typename"] == "Incident", reopened
+    assert await found_by(words) == []
+
+
+async def test_an_accepted_suggestion_lends_the_article_the_incidents_words(
+    client: GraphQLClient, library: Library, responder: Account, app: Starlette
+) -> None:
+    incident = await report(client, responder.token, title="Uploads spinner freezes forever")
+    accepted = await mutate(client, ACCEPT, responder.token, incidentId=incident["id"],
+                            expectedVersion=incident["version"],
+                            articleId=library.article("disk"))  # fmt: skip
+    assert accepted["__typename"] == "Incident", accepted
+    await app.state.indexer.catch_up()
+    edges = (await client(ARTICLES_FOUND_BY, {"query": "spinner"})).data["search"]["edges"]
+    assert [e["node"]["article"]["slug"] for e in edges] == [library.slug("disk")]
+
+
 # --- reporting stores what it suggested ---------------------------------------------
 
 
