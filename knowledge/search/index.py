@@ -17,6 +17,7 @@ default, see DESIGN.md) plus a process lock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -183,10 +184,10 @@ class SearchIndex:
                 for document in upserts:
                     writer.update_document(**document)
                 writer.update_document(**meta_document(seq))
+                writer.commit()
             except BaseException:
-                writer.cancel()
+                abandon(writer)
                 raise
-            writer.commit()
         with self._read_lock:
             self.searcher()
 
@@ -221,5 +222,30 @@ class Rebuild:
             self.index._swap_in(self.name)
 
     def abort(self) -> None:
-        self.writer.cancel()
+        abandon(self.writer)
         shutil.rmtree(self.index.root / self.name, ignore_errors=True)
+
+
+def abandon(writer: Any) -> None:
+    """Give up a writer after a failure, always releasing Whoosh's write lock.
+
+    A commit that fails half-way (a full disk) leaves the writer open and its lock
+    held; ``cancel`` may then fail on the half-closed segment files too. Left to the
+    garbage collector, the lock lives as long as anything keeps the exception (its
+    traceback holds the writer), and every later write fails with ``LockError``.
+    Whatever the failed writer left on disk is not in the index's table of
+    contents, and the next commit deletes it.
+    """
+    try:
+        if not writer.is_closed:
+            writer.cancel()
+    except Exception:
+        logger.warning("cancelling a failed index writer failed too", exc_info=True)
+    finally:
+        if not writer.is_closed:
+            with contextlib.suppress(Exception):
+                writer._tempstorage.destroy()
+            lock = getattr(writer, "writelock", None)
+            if lock is not None and lock.fd is not None:
+                lock.release()
+            writer.is_closed = True
