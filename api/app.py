@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -165,7 +166,12 @@ async def readyz(request: Request) -> Response:
         ready = False
         checks["database"] = f"unreachable: {type(error).__name__}: {str(error)[:200]}"
     return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
+        {
+            "status": "ready" if ready else "unavailable",
+            "checks": checks,
+            # Processes sharing an index directory: which one writes it (the others search).
+            "process": {"pid": os.getpid(), "indexWriter": indexer.is_writer},
+        },
         status_code=200 if ready else 503,
     )
 

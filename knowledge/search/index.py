@@ -83,6 +83,21 @@ class SearchIndex:
         self._swap_in(self._create_generation())
         return False
 
+    def open_existing(self) -> bool:
+        """Open the current generation to search it, creating nothing: for a process that
+        does not write this directory. ``False`` when there is no readable one yet (its
+        writer is building it)."""
+        target = self._link_target()
+        if target is None:
+            return False
+        try:
+            self._open_generation(target)
+        except Exception as error:
+            logger.info("search index %s is not readable yet (%s)", target, error)
+            self.close()
+            return False
+        return True
+
     def _open_generation(self, name: str) -> None:
         ix = whoosh_index.open_dir(str(self.root / name))
         searcher = ix.searcher()
