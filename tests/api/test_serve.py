@@ -39,13 +39,14 @@ class Server:
 
 
 @asynccontextmanager
-async def serving(workdir: Path, env: dict[str, str]) -> AsyncIterator[Server]:
+async def serving(workdir: Path, env: dict[str, str], *args: str) -> AsyncIterator[Server]:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         KNOWNFIX,
         "serve",
         "--port",
         str(port),
+        *args,
         cwd=workdir,
         env=env,
         stdout=asyncio.subprocess.PIPE,
