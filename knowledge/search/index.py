@@ -23,7 +23,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class SearchIndex:
         self._generation: str | None = None
         self._searcher: Searcher | None = None
         self._read_lock = threading.RLock()
+        self._sections = 0  # nested read sections of the thread holding _read_lock
         self._schema = build_schema()
         self._write_lock = threading.Lock()
 
@@ -161,7 +162,14 @@ class SearchIndex:
         return self._schema
 
     def searcher(self) -> Searcher:
-        """The shared searcher, replaced when the index changed (call under ``reading``).
+        """The shared searcher (call under ``reading``): one for a whole read section,
+        so results taken from it stay readable while the index changes."""
+        if self._ix is None or self._searcher is None:
+            raise IndexUnavailableError("the search index is not open")
+        return self._searcher
+
+    def _refresh(self) -> None:
+        """Replace the searcher if the index changed, here or in another process.
 
         Not ``Searcher.refresh()``: it keeps segment readers whose deletions are out of
         date, so replaced and deleted documents would stay visible until a merge.
@@ -171,18 +179,28 @@ class SearchIndex:
         if not self._searcher.up_to_date():
             old, self._searcher = self._searcher, self._ix.searcher()
             old.close()
-        return self._searcher
 
-    def reading(self) -> threading.RLock:
-        return self._read_lock
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """A read section: its searches share one searcher, brought up to date when the
+        outermost section starts. Refreshing in the middle would close the searcher
+        that earlier results of the section still read from (``ReaderClosed``)."""
+        with self._read_lock:
+            self._sections += 1
+            try:
+                if self._sections == 1:
+                    self._refresh()
+                yield
+            finally:
+                self._sections -= 1
 
     def last_seq(self) -> int:
-        with self._read_lock:
+        with self.reading():
             meta = self.searcher().document(key=META_KEY)
         return int(meta["seq"]) if meta else 0
 
     def doc_count(self) -> int:
-        with self._read_lock:
+        with self.reading():
             return int(self.searcher().doc_count()) - 1  # without the meta document
 
     # --- writing ----------------------------------------------------------------------
@@ -203,8 +221,8 @@ class SearchIndex:
             except BaseException:
                 abandon(writer)
                 raise
-        with self._read_lock:
-            self.searcher()
+        with self.reading():  # searches from now on see the commit
+            pass
 
     def begin_rebuild(self) -> Rebuild:
         """Start a new generation; add documents in batches, then ``finish`` swaps it in."""

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from whoosh import query as q
+
 from knowledge.db import Database
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
@@ -166,3 +168,28 @@ async def test_a_reader_creates_nothing_and_builds_the_index_once_the_lock_is_fr
     finally:
         await reader.stop()
         blocker.release()
+
+
+def test_a_read_section_keeps_its_searcher_while_the_writer_commits(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    writer = SearchIndex(root)
+    writer.open()
+    reader = SearchIndex(root)
+    try:
+        writer.apply([{"key": "article:1", "kind": "article", "title": "first"}], [], 1)
+        assert reader.open_existing()
+        with reader.reading():
+            results = reader.run_query(q.Term("kind", "article"), limit=None)
+            writer.apply([{"key": "article:2", "kind": "article", "title": "second"}], [], 2)
+            # A second query in the same section (search does one for "did you mean")
+            # must not close the searcher the first results still read from.
+            again = reader.run_query(q.Term("kind", "article"), limit=None)
+            assert [hit["key"] for hit in results] == ["article:1"]
+            assert [hit["key"] for hit in again] == ["article:1"], "one snapshot per section"
+        assert reader.last_seq() == 2, "the next section sees the commit"
+        with reader.reading():
+            found = reader.run_query(q.Term("kind", "article"), limit=None)
+            assert sorted(hit["key"] for hit in found) == ["article:1", "article:2"]
+    finally:
+        reader.close()
+        writer.close()
