@@ -10,9 +10,10 @@ so searches never see a half-built index. The last outbox id applied is kept
 in a meta document inside the index, committed with the documents it covers.
 
 Whoosh is synchronous and CPU-bound: callers run these methods in a thread.
-Searches share one searcher under a lock and refresh it when the index
-changed; writes hold Whoosh's own lock with a timeout (it fails at once by
-default, see DESIGN.md) plus a process lock.
+Searches share one searcher under a lock and refresh it, at the start of a
+read section, when the index changed; writes hold Whoosh's own lock with a
+timeout (it fails at once by default, see DESIGN.md) plus a process lock. Which
+process may write a directory shared by several is ``writer_lock``'s business.
 """
 
 from __future__ import annotations
