@@ -23,14 +23,16 @@ from strawberry.exceptions import ConnectionRejectionError
 
 from api.auth import authenticate, connection_authorization
 from api.context import Context, build_context
+from api.errors import RETRY_AFTER_SECONDS, database_unavailable
 from api.limits import BodyLimit
 from api.request_ids import RequestIdMiddleware, request_id_of
 from api.schema import build_schema
+from api.token_cache import TokenCache
 from api.webhooks import alertmanager
 from knowledge import migrate
 from knowledge.clock import Clock, SystemClock
 from knowledge.config import Settings
-from knowledge.db import Database
+from knowledge.db import Database, is_unreachable
 from knowledge.errors import AuthenticationError
 from knowledge.incidents.policy import IncidentPolicy
 from knowledge.outbox.dispatch import EventDispatcher
@@ -62,6 +64,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.clock = clock
         self.events = events
         self.policy = policy
+        self.token_cache = TokenCache(clock)
 
     def decode_json(self, data: str | bytes) -> object:
         """strawberry answers 400 only for ``JSONDecodeError``; a body nested deeper than
@@ -83,6 +86,7 @@ class GraphQLView(GraphQL[Context, None]):
             request=request,
             response=response,
             request_id=request_id_of(request),
+            token_cache=self.token_cache,
         )
 
     async def on_ws_connect(self, context: Context) -> None:
@@ -92,7 +96,10 @@ class GraphQLView(GraphQL[Context, None]):
             return  # authenticated by header already
         try:
             context.principal = await authenticate(
-                self.db, authorization, allow_anonymous=not self.settings.is_production
+                self.db,
+                authorization,
+                allow_anonymous=not self.settings.is_production,
+                cache=self.token_cache,
             )
         except AuthenticationError as error:
             raise ConnectionRejectionError({"message": error.message}) from None
@@ -115,6 +122,7 @@ class AuthGate:
                 None if authorization is None else authorization.decode("latin-1"),
                 # A websocket's token may come in connection_init instead (see on_ws_connect).
                 allow_anonymous=is_websocket or not settings.is_production,
+                cache=self.view.token_cache,
             )
         except AuthenticationError as error:
             if is_websocket:
@@ -127,8 +135,31 @@ class AuthGate:
             )
             await response(scope, receive, send)
             return
+        except Exception as error:
+            if not is_unreachable(error):
+                raise
+            # An outage is not a bug: a clear 503 at once, no traceback per request.
+            logger.warning("database unreachable while authenticating: %s", _describe(error))
+            if is_websocket:
+                # Accepted, then closed with 1013 "try again later": refusing the handshake
+                # instead would read as 403 Forbidden, as if the token were bad.
+                websocket = WebSocket(scope, receive, send)
+                await websocket.accept(subprotocol=(scope.get("subprotocols") or [None])[0])
+                await websocket.close(code=1013, reason="the database is unavailable")
+                return
+            response = JSONResponse(
+                {"errors": [database_unavailable(request_id_of(scope))]},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+            await response(scope, receive, send)
+            return
         scope.setdefault("state", {})["principal"] = principal
         await self.view(scope, receive, send)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error)[:200]}"
 
 
 async def healthz(_: Request) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.token_cache import TokenCache
 from knowledge.accounts import tokens
 from knowledge.accounts.principal import ANONYMOUS_VIEWER, Principal
 from knowledge.db import Database
@@ -29,8 +30,14 @@ def bearer_secret(authorization: str | None) -> str | None:
 
 
 async def authenticate(
-    db: Database, authorization: str | None, *, allow_anonymous: bool
+    db: Database,
+    authorization: str | None,
+    *,
+    allow_anonymous: bool,
+    cache: TokenCache | None = None,
 ) -> Principal:
+    """The caller; with ``cache``, a token seen in the last few seconds is not looked up
+    again (see api/token_cache.py for what that may miss and for how long)."""
     secret = bearer_secret(authorization)
     if secret is None:
         if not allow_anonymous:
@@ -38,8 +45,21 @@ async def authenticate(
                 "authentication required: send 'Authorization: Bearer <token>'"
             )
         return ANONYMOUS_VIEWER
-    async with db.read() as session:
-        result = await tokens.authenticate(session=session, secret=secret)
+    if cache is None:
+        async with db.read() as session:
+            result = await tokens.authenticate(session=session, secret=secret)
+    else:
+        tokens.check_format(secret)
+        token_hash = tokens.hash_token(secret)
+        cached = cache.get(token_hash)
+        if cached is not None:
+            return cached
+        generation = cache.generation
+        async with db.read() as session:
+            result = await tokens.authenticate(
+                session=session, secret=secret, now=cache.clock.now()
+            )
+        cache.put(token_hash, result.principal, expires_at=result.expires_at, generation=generation)
     if result.use_is_stale:
         async with db.transaction() as session:
             await tokens.record_use(session=session, token_id=result.principal.token_id or 0)

@@ -496,9 +496,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=cmd_eval)
 
     # Imported here: api.cli_agents uses this module's helpers, now all defined.
-    from api import cli_agents
+    from api import cli_agents, cli_report
 
     cli_agents.add_commands(commands, with_database)
+    cli_report.add_command(commands, with_database)
 
     sources = commands.add_parser("alert-source", help="alert webhooks").add_subparsers(
         dest="source_command", required=True, metavar="ACTION"

@@ -29,6 +29,7 @@ from knowledge.search.index import IndexUnavailableError, SearchIndex
 
 if TYPE_CHECKING:
     from api.loaders import Loaders
+    from api.token_cache import TokenCache
 
 
 @dataclasses.dataclass(eq=False)
@@ -44,6 +45,8 @@ class Context:
     events: EventDispatcher | None = None
     policy: IncidentPolicy = dataclasses.field(default_factory=IncidentPolicy)
     request_id: str | None = None  # what a masked error and the log line have in common
+    # The process's authenticated tokens: account mutations drop what they change.
+    token_cache: TokenCache | None = None
     _lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock, repr=False)
 
     @asynccontextmanager
@@ -70,6 +73,11 @@ class Context:
 
         return Loaders(self)
 
+    def forget_tokens_of(self, user_id: int) -> None:
+        """After a committed change to a user or their tokens: authenticate them afresh."""
+        if self.token_cache is not None:
+            self.token_cache.forget_user(user_id)
+
     def reset_loaders(self) -> None:
         """Forget what the loaders cached: a websocket's context outlives many results,
         and each subscription result must show the data as it is now."""
@@ -88,6 +96,7 @@ def build_context(
     request: Any = None,
     response: Any = None,
     request_id: str | None = None,
+    token_cache: TokenCache | None = None,
 ) -> Context:
     """Used by the app for every request and by tests that call the schema directly."""
     return Context(
@@ -101,4 +110,5 @@ def build_context(
         request=request,
         response=response,
         request_id=request_id,
+        token_cache=token_cache,
     )

@@ -7,6 +7,8 @@ from the domain error so clients can branch without parsing messages.
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from knowledge import errors as domain
@@ -104,3 +106,17 @@ def graphql_code(error: domain.DomainError) -> str:
         "conflict": "CONFLICT",
         "invalid_transition": "INVALID_TRANSITION",
     }.get(error.code, error.code.upper())
+
+
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable; try again shortly."
+RETRY_AFTER_SECONDS = 5  # what a 503 tells clients; the pool reconnects on its own
+
+
+def database_unavailable(request_id: str | None) -> dict[str, Any]:
+    """The error for a request the database could not serve: the same words whether the
+    outage showed while authenticating or while resolving, and none of the driver's."""
+    return {
+        "message": DATABASE_UNAVAILABLE_MESSAGE,
+        "extensions": {"code": DATABASE_UNAVAILABLE, "requestId": request_id},
+    }

@@ -138,5 +138,15 @@ class Loaders:
         return self._by_key(lambda s, ids: incidents.links_of(session=s, incident_ids=ids), [])
 
     @cached_property
+    def suggestions_of_incident(self) -> DataLoader[int, list[tuple[IncidentLink, Article | None]]]:
+        principal = self._context.principal
+        return self._by_key(
+            lambda s, ids: incidents.suggestions_of(
+                session=s, principal=principal, incident_ids=ids
+            ),
+            [],
+        )
+
+    @cached_property
     def review_of_incident(self) -> DataLoader[int, PostIncidentReview | None]:
         return self._by_key(lambda s, ids: incidents.review_of(session=s, incident_ids=ids), None)

@@ -18,7 +18,7 @@ from api.articles.mutations import ArticlesMutation
 from api.articles.queries import ArticlesQuery
 from api.catalog.mutations import CatalogMutation
 from api.catalog.queries import CatalogQuery
-from api.errors import graphql_code
+from api.errors import RETRY_AFTER_SECONDS, database_unavailable, graphql_code
 from api.incidents.mutations import IncidentsMutation
 from api.incidents.queries import IncidentsQuery
 from api.incidents.subscriptions import IncidentsSubscription
@@ -26,10 +26,12 @@ from api.known_errors.mutations import KnownErrorsMutation
 from api.known_errors.queries import KnownErrorsQuery
 from api.limits import Limits, limit_extensions
 from api.node import NodeQuery
+from api.reports.queries import ReportsQuery
 from api.search.queries import SearchQuery
 from api.suggestions.mutations import SuggestionsMutation
 from api.suggestions.queries import SuggestionsQuery
 from knowledge.config import Settings
+from knowledge.db import is_unreachable
 from knowledge.errors import DomainError
 from knowledge.search.index import IndexUnavailableError
 
@@ -46,6 +48,7 @@ Query = merge_types(
         SearchQuery,
         IncidentsQuery,
         SuggestionsQuery,
+        ReportsQuery,
     ),
 )
 Mutation = merge_types(
@@ -106,6 +109,30 @@ def masked(error: GraphQLError, request_id: str | None) -> GraphQLError:
     )
 
 
+def unavailable(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    """An outage, not a bug: said plainly in every mode, without the driver's words."""
+    shown = database_unavailable(request_id)
+    return GraphQLError(
+        message=shown["message"],
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=shown["extensions"],
+    )
+
+
+def answer_503(execution_context: ExecutionContext | None) -> None:
+    """Over HTTP the whole response says 503, so proxies and clients know to retry."""
+    context = None if execution_context is None else execution_context.context
+    response = getattr(context, "response", None)
+    if response is not None and hasattr(response, "status_code"):
+        response.status_code = 503
+        headers = getattr(response, "headers", None)
+        if headers is not None:
+            headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+
+
 class KnownfixSchema(strawberry.Schema):
     """Logs each unexpected error with its request id, and masks it in production.
 
@@ -122,6 +149,16 @@ class KnownfixSchema(strawberry.Schema):
     ) -> None:
         rid = request_id(execution_context)
         for n, error in enumerate(errors):
+            if error.original_error is not None and is_unreachable(error.original_error):
+                logger.warning(
+                    "database unreachable in GraphQL (request %s): %s: %s",
+                    rid,
+                    type(error.original_error).__name__,
+                    str(error.original_error)[:200],
+                )
+                errors[n] = unavailable(error, rid)
+                answer_503(execution_context)
+                continue
             if expected_error(error):
                 continue
             logger.error(

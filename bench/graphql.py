@@ -15,7 +15,8 @@ What it does:
 3. Starts a minimal Starlette app (one JSON endpoint) under uvicorn with the same
    defaults, as the baseline: what the server and framework cost without GraphQL; and a
    second ``knownfix serve`` in development mode on the same database, where the trivial
-   query runs anonymously: the difference is what looking up the token costs.
+   query runs anonymously: the difference is what authenticating the token costs (a cache
+   hit after its first request: api/token_cache.py).
 4. For each scenario, ``--connections`` keep-alive connections send requests back to
    back for ``--warmup`` seconds (discarded) and then ``--seconds`` seconds (measured).
    The client is raw asyncio (on uvloop when installed), so that it costs the shared
@@ -77,7 +78,7 @@ SCENARIOS = (
     # name, server, path, body
     ("starlette JSON (baseline)", "baseline", "/json", {"query": TRIVIAL}),
     ("graphql { __typename }", "knownfix", "/graphql", {"query": TRIVIAL}),
-    # What the token lookup costs: the same query, anonymous, on a development server.
+    # What authenticating costs: the same query, anonymous, on a development server.
     ("  same, no token (dev server)", "development", "/graphql", {"query": TRIVIAL}),
     (
         "graphql incidents(first: 5)",

@@ -10,6 +10,8 @@ failing with "database is locked" when a deferred read lock is upgraded
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import socket
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -17,7 +19,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -37,6 +39,18 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# What a socket reports when the database server is down or cannot be reached.
+UNREACHABLE_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+    }
+)
 
 
 def utcnow() -> dt.datetime:
@@ -154,6 +168,43 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: sa.Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether an error means the database server is down or out of reach, rather
+    than that a statement was wrong: the caller can say "try again later".
+
+    Nothing has to be reset afterwards: the pool pings a connection before handing it
+    out and replaces dead ones, so requests succeed again once the server is back.
+    asyncpg lets socket errors through unwrapped (a refused connection is a bare
+    ``ConnectionRefusedError``) and reports a server shutting down with its own
+    exceptions, wrapped by SQLAlchemy, so the whole chain of causes is examined.
+    """
+    import asyncpg  # type: ignore[import-untyped]
+
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(cause, ConnectionError | TimeoutError | socket.gaierror):
+            return True
+        if isinstance(cause, OSError) and (
+            cause.errno in UNREACHABLE_ERRNOS or str(cause).startswith("Multiple exceptions")
+        ):
+            return True  # asyncio's create_connection when every address of a host failed
+        if isinstance(
+            cause,
+            asyncpg.PostgresConnectionError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.AdminShutdownError
+            | asyncpg.CrashShutdownError
+            | asyncpg.ConnectionDoesNotExistError,
+        ):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 async def flush_or_conflict(session: AsyncSession, *, what: str, field: str | None = None) -> None:

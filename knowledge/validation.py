@@ -87,3 +87,23 @@ def aware(value: dt.datetime, *, field: str) -> dt.datetime:
         raise ValidationError(
             f"{field} is out of range: in UTC it falls outside the years 1 to 9999", field=field
         ) from None
+
+
+MAX_WINDOW = dt.timedelta(days=366)
+
+
+def check_window(
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    field: str = "window",
+    longest: dt.timedelta = MAX_WINDOW,
+) -> tuple[dt.datetime, dt.datetime]:
+    """A reporting window [start, end) in UTC: it must end after it starts and be at most
+    ``longest`` long, so one request cannot ask for a scan of all history."""
+    start, end = aware(start, field=f"{field}.start"), aware(end, field=f"{field}.end")
+    if end <= start:
+        raise ValidationError("the window ends before it starts", field=field)
+    if end - start > longest:
+        raise ValidationError(f"a window is at most {longest.days} days", field=field)
+    return start, end

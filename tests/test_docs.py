@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -432,6 +433,47 @@ async def resolve_incident(scene: Scene, example: Example) -> None:
     }  # fmt: skip
     stale = (await scene.run(example, variables))["resolveIncident"]
     assert (stale["__typename"], stale["currentVersion"]) == ("ConflictError", resolved["version"])
+
+
+@scenario("knowledge-report")
+async def knowledge_report(scene: Scene, example: Example) -> None:
+    # given two incidents of one outage resolved without knowledge (besides the past one
+    # the fix resolved)
+    gap = [await scene.report(title=f"Checkout 502, report {n}") for n in (1, 2)]
+    async with scene.db.transaction() as session:
+        for reported in gap:
+            incident = await incidents.get_by_number(
+                session=session, principal=SYSTEM, number=reported["number"]
+            )
+            assert incident is not None
+            await incidents.resolve(
+                session=session, principal=SYSTEM, now=utcnow(), incident_id=incident.id,
+                expected_version=incident.version, code=ResolutionCode.FIXED,
+                notes="Restarted the proxy",
+            )  # fmt: skip
+    manager = await Accounts(scene.db).create(Role.KNOWLEDGE_MANAGER, "kim")
+    now = utcnow()
+    window = {"start": (now - dt.timedelta(days=1)).isoformat(),
+              "end": (now + dt.timedelta(days=1)).isoformat()}  # fmt: skip
+
+    found = (await scene.run(example, {"window": window}, manager))["knowledgeReport"]
+
+    gaps = found["knowledgeGaps"]
+    assert gaps["uncoveredIncidents"] == 2
+    [outage] = gaps["gaps"]
+    assert (outage["count"], outage["reason"]) == (2, "same error signature")
+    assert {i["number"] for i in outage["incidents"]} == {g["number"] for g in gap}
+    assert outage["captureKnowledge"]["mutation"] == "captureKnowledge"
+    assert outage["captureKnowledge"]["incidentId"] in {g["id"] for g in gap}
+    assert outage["downtimeSeconds"] >= 0
+    assert found["topArticles"] == [
+        {"incidentsResolved": 1, "downtimeSavedSeconds": 0.0, "article": {"slug": FIX_SLUG}}
+    ], "no saving claimed without three uncovered incidents to compare with"
+    assert found["staleArticles"] == {"total": 0, "articles": []}
+    assert (found["poorPerformers"], found["possibleDuplicates"]) == ([], [])
+    # a responder may not read it
+    refused = await scene.client(example.query, {"window": window}, token=scene.responder.token)
+    assert refused.error_codes == ["FORBIDDEN"]
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))

@@ -66,7 +66,10 @@ class AccountsMutation:
             )
             return UserType.from_model(user)
 
-        return await run_mutation(info, change)
+        result = await run_mutation(info, change)
+        if isinstance(result, UserType):  # committed: its role or activity may have changed
+            info.context.forget_tokens_of(result.row.id)
+        return result
 
     @strawberry.mutation(description="Admins only.")
     async def create_team(
@@ -139,4 +142,7 @@ class AccountsMutation:
             )
             return ApiTokenType(row=token)
 
-        return await run_mutation(info, change)
+        result = await run_mutation(info, change)
+        if isinstance(result, ApiTokenType):  # committed
+            info.context.forget_tokens_of(result.row.user_id)
+        return result

@@ -241,7 +241,10 @@ class ArticlesMutation:
         async def change(session: AsyncSession) -> ArticleStatsType:
             article_id = input_id(input.id, "Article", field="id")
             await articles.record_view(
-                session=session, principal=info.context.principal, article_id=article_id
+                session=session,
+                principal=info.context.principal,
+                article_id=article_id,
+                now=info.context.now(),
             )
             stats = await articles.stats_of(session=session, article_ids=[article_id])
             return ArticleStatsType.from_stats(stats[article_id])

@@ -54,17 +54,13 @@ class ArticleStatsType:
 class ArticleType(Node):
     row: strawberry.Private[Article]
 
+    # Plain attributes: cheaper to resolve on every suggestion and search hit.
+    slug: str
+    title: str
+
     @classmethod
     def from_model(cls, row: Article) -> ArticleType:
-        return cls(id=to_global_id("Article", row.id), row=row)
-
-    @strawberry.field
-    def slug(self) -> str:
-        return self.row.slug
-
-    @strawberry.field
-    def title(self) -> str:
-        return self.row.title
+        return cls(id=to_global_id("Article", row.id), row=row, slug=row.slug, title=row.title)
 
     @strawberry.field
     def summary(self) -> str:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import strawberry
 
@@ -10,6 +10,7 @@ from api.catalog.types import ServiceType
 from api.context import Context
 from api.loaders import load_one
 from api.relay import Node, node_type, to_global_id
+from knowledge.articles.models import Article
 from knowledge.incidents.metrics import GroupMetrics
 from knowledge.incidents.models import (
     EventKind,
@@ -87,19 +88,30 @@ class IncidentEventType:
 
 @strawberry.type(name="IncidentLink")
 class IncidentLinkType:
+    """Plain attributes for what a page of suggestions shows (see IncidentType)."""
+
     row: strawberry.Private[IncidentLink]
+    relation: LinkRelationEnum  # type: ignore[valid-type]
+    score: float | None
+    rank: int | None
+    # The article, read with the link (None also when the viewer may not see it); when
+    # not read with it (``article_loaded`` False), the article field asks its loader.
+    article_row: strawberry.Private[Article | None] = None
+    article_loaded: strawberry.Private[bool] = False
 
-    @strawberry.field
-    def relation(self) -> LinkRelationEnum:  # type: ignore[valid-type]
-        return self.row.relation
-
-    @strawberry.field
-    def score(self) -> float | None:
-        return self.row.score
-
-    @strawberry.field
-    def rank(self) -> int | None:
-        return self.row.rank
+    @classmethod
+    def from_model(
+        cls, row: IncidentLink, *, article: Article | Literal[False] | None = False
+    ) -> IncidentLinkType:
+        """``article``: the link's article as read with it, or False when not read."""
+        return cls(
+            row=row,
+            relation=row.relation,
+            score=row.score,
+            rank=row.rank,
+            article_row=article or None,
+            article_loaded=article is not False,
+        )
 
     @strawberry.field(description="For suggestions, the signals that fired; for verdicts, why.")
     def reason(self) -> str:
@@ -110,14 +122,20 @@ class IncidentLinkType:
         return self.row.created_at
 
     @strawberry.field
-    async def article(
+    def article(
         self, info: strawberry.Info[Context]
     ) -> Annotated[ArticleType, strawberry.lazy("api.articles.types")] | None:
+        """Synchronous when the article came with the link (a page of suggestions), a
+        loader's awaitable otherwise: graphql-core awaits what is awaitable, and completes
+        a list of plain values without a task per item."""
         from api.articles.types import ArticleType
 
-        return await load_one(
+        if self.article_loaded:
+            return None if self.article_row is None else ArticleType.from_model(self.article_row)
+        pending: Any = load_one(
             info.context.loaders.article_by_id, self.row.article_id, ArticleType.from_model
         )
+        return pending  # type: ignore[no-any-return]
 
     @strawberry.field
     async def known_error(
@@ -178,87 +196,58 @@ class PostIncidentReviewType:
 @node_type
 @strawberry.type(name="Incident")
 class IncidentType(Node):
+    """The row's own values are plain attributes, copied in ``from_model``: strawberry
+    resolves those without building an Info object or calling a resolver, and a page of
+    20 incidents resolves hundreds of fields (bench/README.md)."""
+
     row: strawberry.Private[Incident]
+    number: str = strawberry.field(description="The human reference, e.g. INC-000123.")
+    title: str
+    description: str
+    status: IncidentStatusEnum  # type: ignore[valid-type]
+    impact: LevelEnum  # type: ignore[valid-type]
+    urgency: LevelEnum  # type: ignore[valid-type]
+    priority: int = strawberry.field(description="1 (most pressing) to 5, from impact and urgency.")
+    category: str | None
+    error_text: str
+    detected_at: dt.datetime
+    acknowledged_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    resolution_code: ResolutionCodeEnum | None  # type: ignore[valid-type]
+    resolution_notes: str
+    alert_fingerprint: str | None
+    alert_occurrences: int = strawberry.field(
+        description="How many times its alert fired while it was open."
+    )
+    reopen_count: int
+    version: int
 
     @classmethod
     def from_model(cls, row: Incident) -> IncidentType:
-        return cls(id=to_global_id("Incident", row.id), row=row)
-
-    @strawberry.field(description="The human reference, e.g. INC-000123.")
-    def number(self) -> str:
-        return self.row.reference
-
-    @strawberry.field
-    def title(self) -> str:
-        return self.row.title
-
-    @strawberry.field
-    def description(self) -> str:
-        return self.row.description
-
-    @strawberry.field
-    def status(self) -> IncidentStatusEnum:  # type: ignore[valid-type]
-        return self.row.status
-
-    @strawberry.field
-    def impact(self) -> LevelEnum:  # type: ignore[valid-type]
-        return self.row.impact
-
-    @strawberry.field
-    def urgency(self) -> LevelEnum:  # type: ignore[valid-type]
-        return self.row.urgency
-
-    @strawberry.field(description="1 (most pressing) to 5, from impact and urgency.")
-    def priority(self) -> int:
-        return self.row.priority
-
-    @strawberry.field
-    def category(self) -> str | None:
-        return self.row.category
-
-    @strawberry.field
-    def error_text(self) -> str:
-        return self.row.error_text
-
-    @strawberry.field
-    def detected_at(self) -> dt.datetime:
-        return self.row.detected_at
-
-    @strawberry.field
-    def acknowledged_at(self) -> dt.datetime | None:
-        return self.row.acknowledged_at
-
-    @strawberry.field
-    def resolved_at(self) -> dt.datetime | None:
-        return self.row.resolved_at
-
-    @strawberry.field
-    def closed_at(self) -> dt.datetime | None:
-        return self.row.closed_at
-
-    @strawberry.field
-    def resolution_code(self) -> ResolutionCodeEnum | None:  # type: ignore[valid-type]
-        return self.row.resolution_code
-
-    @strawberry.field
-    def resolution_notes(self) -> str:
-        return self.row.resolution_notes
-
-    @strawberry.field
-    def alert_fingerprint(self) -> str | None:
-        return self.row.alert_fingerprint
-
-    @strawberry.field(description="How many times its alert fired while it was open.")
-    def alert_occurrences(self) -> int:
-        return self.row.alert_occurrences
-
-    @strawberry.field
-    def reopen_count(self) -> int:
-        return self.row.reopen_count
-
-    @strawberry.field
-    def version(self) -> int:
-        return self.row.version
+        return cls(
+            id=to_global_id("Incident", row.id),
+            row=row,
+            number=row.reference,
+            title=row.title,
+            description=row.description,
+            status=row.status,
+            impact=row.impact,
+            urgency=row.urgency,
+            priority=row.priority,
+            category=row.category,
+            error_text=row.error_text,
+            detected_at=row.detected_at,
+            acknowledged_at=row.acknowledged_at,
+            resolved_at=row.resolved_at,
+            closed_at=row.closed_at,
+            resolution_code=row.resolution_code,
+            resolution_notes=row.resolution_notes,
+            alert_fingerprint=row.alert_fingerprint,
+            alert_occurrences=row.alert_occurrences,
+            reopen_count=row.reopen_count,
+            version=row.version,
+        )
 
     @strawberry.field
     def sla(self, info: strawberry.Info[Context]) -> SlaType:
@@ -303,16 +292,15 @@ class IncidentType(Node):
     @strawberry.field(description="Suggested, accepted, resolving and related knowledge.")
     async def links(self, info: strawberry.Info[Context]) -> list[IncidentLinkType]:
         rows = await info.context.loaders.links_of_incident.load(self.row.id)
-        return [IncidentLinkType(row=r) for r in rows]
+        return [IncidentLinkType.from_model(r) for r in rows]
 
     @strawberry.field(
         description="The suggestions stored when it was reported or last classified, best "
         "first (rejected ones are left out when they are refreshed)."
     )
     async def suggestions(self, info: strawberry.Info[Context]) -> list[IncidentLinkType]:
-        rows = await info.context.loaders.links_of_incident.load(self.row.id)
-        stored = [r for r in rows if r.relation is LinkRelation.SUGGESTED]
-        return [IncidentLinkType(row=r) for r in sorted(stored, key=lambda r: r.rank or 0)]
+        found = await info.context.loaders.suggestions_of_incident.load(self.row.id)
+        return [IncidentLinkType.from_model(link, article=article) for link, article in found]
 
     @strawberry.field(
         description="Open incidents on the same service from the last week with the same error "

@@ -114,12 +114,23 @@ class Authentication:
     # True when last_used_at is older than LAST_USED_RESOLUTION: the caller should
     # call record_use() in a write transaction (authentication itself only reads).
     use_is_stale: bool
+    # The token's own expiry, which a cache of this answer must not outlive.
+    expires_at: dt.datetime | None = None
 
 
-async def authenticate(*, session: AsyncSession, secret: str) -> Authentication:
-    """The principal a bearer token stands for, or an ``AuthenticationError`` saying why not."""
+def check_format(secret: str) -> None:
     if not TOKEN_PATTERN.fullmatch(secret):
         raise AuthenticationError("malformed token: expected kfx_ followed by 43 characters")
+
+
+async def authenticate(
+    *, session: AsyncSession, secret: str, now: dt.datetime | None = None
+) -> Authentication:
+    """The principal a bearer token stands for, or an ``AuthenticationError`` saying why not.
+
+    ``now`` is the time expiry is judged at (the app's clock); the wall clock by default.
+    """
+    check_format(secret)
     row = (
         await session.execute(
             sa.select(ApiToken, User)
@@ -130,7 +141,7 @@ async def authenticate(*, session: AsyncSession, secret: str) -> Authentication:
     if row is None:
         raise AuthenticationError("unknown token")
     token, user = row
-    now = utcnow()
+    now = now or utcnow()
     if token.revoked_at is not None:
         raise AuthenticationError("token revoked")
     if token.expires_at is not None and token.expires_at <= now:
@@ -141,6 +152,7 @@ async def authenticate(*, session: AsyncSession, secret: str) -> Authentication:
     return Authentication(
         principal=Principal(user_id=user.id, username=user.username, role=role, token_id=token.id),
         use_is_stale=token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION,
+        expires_at=token.expires_at,
     )
 
 

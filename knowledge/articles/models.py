@@ -50,6 +50,8 @@ class Article(Base):
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     current_revision: Mapped[int] = mapped_column(default=1, server_default="1")
     view_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # When it was last shown to a reader (None: never, or before this was recorded).
+    last_viewed_at: Mapped[dt.datetime | None]
     # Who last submitted it for review, and when: the review queue's "waiting since".
     submitted_at: Mapped[dt.datetime | None]
     submitted_by_id: Mapped[int | None] = mapped_column(

@@ -676,12 +676,21 @@ async def rate(
     return feedback
 
 
-async def record_view(*, session: AsyncSession, principal: Principal, article_id: int) -> None:
-    """Count a view without touching the article's version (views are not edits)."""
+async def record_view(
+    *, session: AsyncSession, principal: Principal, article_id: int, now: dt.datetime | None = None
+) -> None:
+    """Count a view without touching the article's version (views are not edits), and
+    remember when: the stale-article report asks how recently, not how often."""
     await get(session=session, principal=principal, article_id=article_id)
     await session.execute(
         sa.update(Article)
         .where(Article.id == article_id)
-        .values(view_count=Article.view_count + 1)
+        # updated_at is named so that its onupdate does not fire: a view is not an edit
+        # (the duplicate report and "recently updated" ordering read it as one).
+        .values(
+            view_count=Article.view_count + 1,
+            last_viewed_at=now or utcnow(),
+            updated_at=Article.updated_at,
+        )
         .execution_options(synchronize_session=False)
     )

@@ -21,12 +21,9 @@ from knowledge.accounts.models import Team
 from knowledge.accounts.principal import Principal
 from knowledge.accounts.roles import Role
 from knowledge.catalog.models import Service
-from knowledge.errors import ValidationError
 from knowledge.incidents.models import Incident, IncidentLink, LinkRelation
 from knowledge.incidents.service import sla_of
-from knowledge.validation import aware
-
-MAX_WINDOW = dt.timedelta(days=366)
+from knowledge.validation import check_window
 
 
 class GroupBy(enum.StrEnum):
@@ -50,6 +47,14 @@ class GroupMetrics:
     resolved_by_knowledge_rate: float | None
 
 
+def time_to_restore(incident: Incident) -> float | None:
+    """Seconds from detection to resolution (the "R" of MTTR); None while unresolved.
+    Knowledge reports weigh gaps and savings in the same unit."""
+    if incident.resolved_at is None:
+        return None
+    return (incident.resolved_at - incident.detected_at).total_seconds()
+
+
 def _mean(values: list[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
@@ -68,11 +73,7 @@ async def incident_metrics(
     group_by: GroupBy = GroupBy.NONE,
 ) -> list[GroupMetrics]:
     principal.require(Role.VIEWER, "Reading incident metrics")
-    start, end = aware(start, field="window.start"), aware(end, field="window.end")
-    if end <= start:
-        raise ValidationError("the window ends before it starts", field="window")
-    if end - start > MAX_WINDOW:
-        raise ValidationError("a window is at most 366 days", field="window")
+    start, end = check_window(start, end)
     incidents = list(
         await session.scalars(
             sa.select(Incident).where(Incident.detected_at >= start, Incident.detected_at < end)
@@ -116,9 +117,7 @@ async def incident_metrics(
         acknowledged = [(i.acknowledged_at - i.detected_at).total_seconds()
                         for i in members if i.acknowledged_at]  # fmt: skip
         resolved = [i for i in members if i.resolved_at]
-        repair = [
-            (i.resolved_at - i.detected_at).total_seconds() for i in resolved if i.resolved_at
-        ]
+        repair = [t for i in resolved if (t := time_to_restore(i)) is not None]
         result.append(
             GroupMetrics(
                 key=name,

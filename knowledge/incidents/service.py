@@ -199,6 +199,29 @@ async def links_of(
     return result
 
 
+async def suggestions_of(
+    *, session: AsyncSession, principal: Principal, incident_ids: Sequence[int]
+) -> dict[int, list[tuple[IncidentLink, Article | None]]]:
+    """Each incident's stored suggestions, best first, each with its article when
+    ``principal`` may see it: what a list of incidents shows, in one query instead of
+    one for the links and one for their articles."""
+    result: dict[int, list[tuple[IncidentLink, Article | None]]] = defaultdict(list)
+    rows = await session.execute(
+        sa.select(IncidentLink, Article)
+        .outerjoin(Article, Article.id == IncidentLink.article_id)
+        .where(
+            IncidentLink.incident_id.in_(set(incident_ids)),
+            IncidentLink.relation == LinkRelation.SUGGESTED,
+        )
+        # NULL ranks first, as 0, on both databases (they sort NULLs differently).
+        .order_by(sa.func.coalesce(IncidentLink.rank, 0), IncidentLink.id)
+    )
+    for link, article in rows:
+        visible = article if article is not None and articles.can_see(principal, article) else None
+        result[link.incident_id].append((link, visible))
+    return result
+
+
 async def review_of(
     *, session: AsyncSession, incident_ids: Sequence[int]
 ) -> dict[int, PostIncidentReview]:

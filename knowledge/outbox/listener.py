@@ -3,7 +3,7 @@
 Each process follows the outbox twice (its index replica and its subscribers'
 events) and is woken at once by its own commits. Commits made by other
 processes or hosts would otherwise wait for the next poll. An AFTER INSERT
-trigger on the outbox (migration 0004) sends ``NOTIFY knownfix_outbox`` when a
+trigger on the outbox (migration 0005) sends ``NOTIFY knownfix_outbox`` when a
 writing transaction commits; this module keeps one connection per process
 listening and wakes the followers.
 
@@ -29,7 +29,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
 logger = logging.getLogger("knownfix.outbox")

@@ -29,6 +29,7 @@ from knowledge.search.schema import TEXT_FIELDS
 
 MAX_QUERY_LENGTH = 1000
 WORD = re.compile(r"\w+", re.UNICODE)
+OPERATORS = frozenset({"AND", "OR", "NOT"})
 # One missing word does not hide a hit; BM25 already ranks documents with more of the
 # words higher. Whoosh's coordination bonus (OrGroup.factory) cost 30-45% of search time
 # in bench/search.py and changed nothing in knownfix eval (full MRR 0.988 either way;

@@ -37,7 +37,7 @@ from knowledge.search.documents import (
     parse_key,
 )
 from knowledge.search.index import SearchIndex
-from knowledge.search.query import MAX_QUERY_LENGTH, parse, plain_words
+from knowledge.search.query import MAX_QUERY_LENGTH, OPERATORS, parse, plain_words
 from knowledge.search.schema import HIGHLIGHT_FIELDS, KINDS, TEXT_FIELDS
 
 FACETS = {"category": "category", "service": "services", "tags": "tags"}
@@ -173,14 +173,20 @@ def informative_words(index: SearchIndex, text: str, keep: int = MAX_TERMS) -> s
     the rare words are the ones that tell documents apart. Queries with syntax are
     left as they are.
     """
-    words = list(dict.fromkeys(w.lower() for w in plain_words(text)))
-    syntax = bool(_SYNTAX.search(text)) or bool(_OPERATORS & set(plain_words(text)))
+    words = _distinct(plain_words(text))
+    syntax = bool(_SYNTAX.search(text)) or bool(OPERATORS & set(plain_words(text)))
     if len(words) <= keep or syntax:
         return text
     analyzer = index.schema["body"].analyzer
     with index.reading():
         reader = index.searcher().reader()
         return _rarest(words, keep, analyzer, reader)
+
+
+def _distinct(words: list[str]) -> list[str]:
+    """Words without repeats regardless of case, each in the form first written (the
+    analyzer lower-cases, but only after splitting ``publicKey`` at its capital)."""
+    return list({w.lower(): w for w in reversed(words)}.values())[::-1]
 
 
 def _rarest(words: list[str], keep: int, analyzer: Any, reader: Any) -> str:
@@ -205,7 +211,6 @@ def _rarest(words: list[str], keep: int, analyzer: Any, reader: Any) -> str:
     return " ".join(w for w in words if w in ranked)
 
 
-_OPERATORS = {"AND", "OR", "NOT"}
 _SYNTAX = re.compile(r'["()~]|(?:^|\s)[+-]\w')
 
 
@@ -358,10 +363,11 @@ def _boost_repeated(query: q.Query, text: str, analyzer: Any) -> q.Query:
     """Weight each word by how often the text repeats it (1 + ln count), as BM25 weighs
     query-term frequency: a log that says "Booting worker" six times is about workers,
     which a set of distinct words cannot tell."""
-    counts = collections.Counter(w.lower() for w in plain_words(text))
+    written = plain_words(text)
+    counts = collections.Counter(w.lower() for w in written)
     boosts: dict[str, float] = {}
-    for word, count in counts.items():
-        if count > 1:
+    for word in _distinct(written):
+        if (count := counts[word.lower()]) > 1:
             for token in analyzer(word):
                 boosts[token.text] = max(boosts.get(token.text, 1.0), 1 + math.log(count))
     if not boosts:

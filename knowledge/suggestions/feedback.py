@@ -10,6 +10,7 @@ the same incident, and counts against the target everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 
@@ -63,20 +64,21 @@ async def store(
     *,
     session: AsyncSession,
     principal: Principal,
-    index: SearchIndex,
     incident: Incident,
+    found: list[Suggestion],
     now: dt.datetime,
 ) -> list[Suggestion]:
-    """Replace the incident's ``suggested`` links with its current top suggestions.
+    """Replace the incident's ``suggested`` links with ``found`` (its current top
+    suggestions, best first), and say so on its timeline.
 
-    Verdict links stay: what a responder accepted or rejected is history, and a
-    rejected target is left out of the new list.
-    """
-    found = await suggest(
-        session=session, principal=principal, index=index, draft=draft_of(incident),
-        first=STORED, incident_id=incident.id,
-        exclude=await rejected_for(session=session, incident_id=incident.id),
-    )  # fmt: skip
+    Verdict links stay: what a responder accepted or rejected is history. A target
+    rejected since ``found`` was worked out is left out, and the rest keep their order.
+    """  # fmt: skip
+    rejected = await rejected_for(session=session, incident_id=incident.id)
+    found = [
+        dataclasses.replace(s, rank=rank)
+        for rank, s in enumerate((s for s in found if s.key not in rejected), start=1)
+    ]
     await session.execute(
         sa.delete(IncidentLink).where(
             IncidentLink.incident_id == incident.id,
@@ -210,12 +212,23 @@ async def store_after_commit(
     if index is None or not index.is_open:
         return []
     try:
+        # Search in a read session: on SQLite a write transaction holds the one write
+        # lock from its start, and every other writer would wait out the search.
+        async with db.read() as session:
+            incident = await session.get(Incident, incident_id)
+            if incident is None:
+                return []
+            found = await suggest(
+                session=session, principal=SYSTEM, index=index, draft=draft_of(incident),
+                first=STORED, incident_id=incident.id,
+                exclude=await rejected_for(session=session, incident_id=incident.id),
+            )  # fmt: skip
         async with db.transaction() as session:
             incident = await session.get(Incident, incident_id)
             if incident is None:
                 return []
             return await store(
-                session=session, principal=SYSTEM, index=index, incident=incident, now=now
+                session=session, principal=SYSTEM, incident=incident, found=found, now=now
             )
     except IndexUnavailableError as error:
         logger.warning("no suggestions for incident %s: %s", incident_id, error)

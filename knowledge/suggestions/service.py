@@ -29,7 +29,7 @@ from knowledge.known_errors.models import KnownError, KnownErrorStatus
 from knowledge.search import service as search
 from knowledge.search.documents import article_sections, key_of, parse_key
 from knowledge.search.index import SearchIndex
-from knowledge.search.query import MAX_QUERY_LENGTH, plain_words
+from knowledge.search.query import MAX_QUERY_LENGTH, OPERATORS, plain_words
 from knowledge.suggestions import history, signatures
 from knowledge.suggestions.weights import DEFAULT, Weights
 from knowledge.validation import clean_text
@@ -129,9 +129,13 @@ def clean_draft(draft: Draft) -> Draft:
 
 
 def query_text(title: str, description: str = "", error_text: str = "") -> str:
-    """Everything the reporter wrote, as plain lower-case words: no query syntax (a log's
-    "NOT NULL" is not an operator), and the search keeps the rarest of them."""
-    return " ".join(plain_words(f"{title} {description} {error_text}")).lower()
+    """Everything the reporter wrote, as plain words with no query syntax (a log's
+    "NOT NULL" is not an operator); the search keeps the rarest of them. Case stays:
+    it is where ``PublicKeyRetrieval`` splits into the words an article uses."""
+    return " ".join(
+        w.lower() if w in OPERATORS else w
+        for w in plain_words(f"{title} {description} {error_text}")
+    )
 
 
 def draft_signatures(draft: Draft) -> list[str]:

@@ -7,8 +7,10 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from api.token_cache import DEFAULT_TTL
 from knowledge.accounts.models import ApiToken, User
 from knowledge.accounts.roles import Role
+from knowledge.clock import ManualClock
 from knowledge.db import Database, utcnow
 from tests.support import Accounts, GraphQLClient
 
@@ -245,3 +247,126 @@ async def test_a_token_expiry_without_an_offset_is_refused(
                 __typename ... on Error { field } } }"""
     result = (await client(mint, token=admin.token)).data["createApiToken"]
     assert result == {"__typename": "ValidationError", "field": "input.expiresAt"}
+
+
+# --- the per-process token cache (api/token_cache.py) ----------------------------------
+
+UPDATE_USER = """
+mutation($input: UpdateUserInput!) {
+  updateUser(input: $input) { __typename ... on User { role } ... on Error { message } }
+}
+"""
+
+
+async def _user_version(client: GraphQLClient, admin: str, user_id: int) -> int:
+    from api.relay import to_global_id
+
+    query = "query($id: ID!) { node(id: $id) { ... on User { version } } }"
+    data = (await client(query, {"id": to_global_id("User", user_id)}, token=admin)).data
+    version: int = data["node"]["version"]
+    return version
+
+
+async def test_a_role_lowered_through_the_api_applies_to_the_next_request(
+    client: GraphQLClient, accounts: Accounts
+) -> None:
+    from api.relay import to_global_id
+
+    admin = await accounts.create(Role.ADMIN)
+    grace = await accounts.create(Role.KNOWLEDGE_MANAGER)
+    assert (await client(ME, token=grace.token)).data["me"]["role"] == "KNOWLEDGE_MANAGER"
+    change = {
+        "id": to_global_id("User", grace.id),
+        "expectedVersion": await _user_version(client, admin.token, grace.id),
+        "role": "VIEWER",
+    }
+    updated = (await client(UPDATE_USER, {"input": change}, token=admin.token)).data
+    assert updated["updateUser"] == {"__typename": "User", "role": "VIEWER"}
+    assert (await client(ME, token=grace.token)).data["me"]["role"] == "VIEWER"
+    denied = (await client(CREATE_SERVICE, {"slug": "payments"}, token=grace.token)).data
+    assert denied["createService"]["__typename"] == "PermissionDeniedError"
+
+
+async def test_a_user_deactivated_through_the_api_is_refused_at_once(
+    client: GraphQLClient, accounts: Accounts
+) -> None:
+    from api.relay import to_global_id
+
+    admin = await accounts.create(Role.ADMIN)
+    heidi = await accounts.create(Role.RESPONDER)
+    assert (await client(ME, token=heidi.token)).data["me"]["isAuthenticated"] is True
+    change = {
+        "id": to_global_id("User", heidi.id),
+        "expectedVersion": await _user_version(client, admin.token, heidi.id),
+        "isActive": False,
+    }
+    updated = (await client(UPDATE_USER, {"input": change}, token=admin.token)).data
+    assert updated["updateUser"]["__typename"] == "User"
+    reply = await client(ME, token=heidi.token)
+    assert reply.status == 401
+    assert "deactivated" in reply.errors[0]["message"]
+
+
+async def test_a_failed_user_update_leaves_the_token_working(
+    client: GraphQLClient, accounts: Accounts
+) -> None:
+    from api.relay import to_global_id
+
+    admin = await accounts.create(Role.ADMIN)
+    ivan = await accounts.create(Role.RESPONDER)
+    assert (await client(ME, token=ivan.token)).data["me"]["role"] == "RESPONDER"
+    stale = {"id": to_global_id("User", ivan.id), "expectedVersion": 999, "role": "VIEWER"}
+    refused = (await client(UPDATE_USER, {"input": stale}, token=admin.token)).data
+    assert refused["updateUser"]["__typename"] == "ConflictError"
+    assert (await client(ME, token=ivan.token)).data["me"]["role"] == "RESPONDER"
+
+
+async def test_a_token_is_refused_from_its_expiry_on_even_while_cached(
+    client: GraphQLClient, accounts: Accounts, clock: ManualClock
+) -> None:
+    admin = await accounts.create(Role.ADMIN)
+    expires = (clock.now() + dt.timedelta(seconds=10)).isoformat()
+    mint = """mutation($at: DateTime) { createApiToken(input: {expiresAt: $at}) {
+                ... on IssuedApiToken { secret } } }"""
+    secret = (await client(mint, {"at": expires}, token=admin.token)).data["createApiToken"]
+    assert (await client(ME, token=secret["secret"])).data["me"]["isAuthenticated"] is True
+    clock.advance(seconds=9)
+    assert (await client(ME, token=secret["secret"])).data["me"]["isAuthenticated"] is True
+    clock.advance(seconds=1)  # well inside the cache's lifetime
+    reply = await client(ME, token=secret["secret"])
+    assert reply.status == 401
+    assert "token expired" in reply.errors[0]["message"]
+
+
+async def test_expiry_is_judged_by_the_apps_clock_once_the_cache_has_lapsed(
+    client: GraphQLClient, accounts: Accounts, clock: ManualClock
+) -> None:
+    admin = await accounts.create(Role.ADMIN)
+    expires = (clock.now() + dt.timedelta(hours=1)).isoformat()
+    mint = """mutation($at: DateTime) { createApiToken(input: {expiresAt: $at}) {
+                ... on IssuedApiToken { secret } } }"""
+    secret = (await client(mint, {"at": expires}, token=admin.token)).data["createApiToken"]
+    assert (await client(ME, token=secret["secret"])).data["me"]["isAuthenticated"] is True
+    clock.advance(hours=2)
+    reply = await client(ME, token=secret["secret"])
+    assert reply.status == 401
+    assert "token expired" in reply.errors[0]["message"]
+
+
+async def test_a_revocation_made_by_another_process_is_honoured_within_the_cache_lifetime(
+    client: GraphQLClient, accounts: Accounts, db: Database, clock: ManualClock
+) -> None:
+    judy = await accounts.create(Role.VIEWER)
+    assert (await client(ME, token=judy.token)).data["me"]["isAuthenticated"] is True
+    # Another process (the CLI, another worker) revokes it in the database directly.
+    async with db.transaction() as session:
+        await session.execute(
+            sa.update(ApiToken).where(ApiToken.id == judy.token_id).values(revoked_at=utcnow())
+        )
+    # The documented staleness: this process may still honour it for up to the TTL...
+    assert (await client(ME, token=judy.token)).data["me"]["isAuthenticated"] is True
+    clock.advance(seconds=DEFAULT_TTL.total_seconds())
+    # ...and no longer.
+    reply = await client(ME, token=judy.token)
+    assert reply.status == 401
+    assert "token revoked" in reply.errors[0]["message"]

@@ -27,8 +27,8 @@ import websockets
 from knowledge.db import Database
 from knowledge.outbox.listener import APPLICATION_NAME
 from knowledge.search.writer_lock import WriterLock
-from tests.api.test_serve import Server, environment, serving, upgrade
 from tests.conftest import TEST_DATABASE_URL, DatabaseFactory
+from tests.servers import Server, environment, serving, upgrade
 
 pytestmark = pytest.mark.slow
 postgresql_only = pytest.mark.skipif(

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -17,76 +12,18 @@ import pytest
 import websockets
 
 from tests.conftest import DatabaseFactory
+from tests.servers import (
+    KNOWNFIX,
+    STARTUP_TIMEOUT,
+    Server,
+    environment,
+    free_port,
+    graphql,
+    serving,
+    upgrade,
+)
 
 pytestmark = pytest.mark.slow
-KNOWNFIX = str(Path(sys.executable).with_name("knownfix"))
-STARTUP_TIMEOUT = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Server:
-    def __init__(self, process: asyncio.subprocess.Process, port: int, output: list[str]) -> None:
-        self.process = process
-        self.url = f"http://127.0.0.1:{port}"
-        self.ws_url = f"ws://127.0.0.1:{port}/graphql"
-        self.output = output
-
-
-@asynccontextmanager
-async def serving(workdir: Path, env: dict[str, str], *args: str) -> AsyncIterator[Server]:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        KNOWNFIX,
-        "serve",
-        "--port",
-        str(port),
-        *args,
-        cwd=workdir,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    output: list[str] = []
-
-    async def until_started() -> None:
-        assert process.stdout is not None
-        while line := (await process.stdout.readline()).decode():
-            output.append(line)
-            if "Application startup complete" in line:
-                return
-        raise AssertionError("server exited:\n" + "".join(output))
-
-    try:
-        await asyncio.wait_for(until_started(), STARTUP_TIMEOUT)
-        yield Server(process, port, output)
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        rest, _ = await asyncio.wait_for(process.communicate(), 30)
-        output.append(rest.decode())
-
-
-def environment(database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KNOWNFIX_")}
-    return {**env, "KNOWNFIX_DATABASE_URL": database_url, "KNOWNFIX_LOG_LEVEL": "info", **extra}
-
-
-async def upgrade(workdir: Path, env: dict[str, str]) -> None:
-    process = await asyncio.create_subprocess_exec(KNOWNFIX, "db", "upgrade", cwd=workdir, env=env)
-    assert await process.wait() == 0
-
-
-async def graphql(server: Server, query: str, token: str | None = None) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(base_url=server.url) as http:
-        return await http.post("/graphql", json={"query": query}, headers=headers)
 
 
 async def ws_handshake(server: Server, payload: dict[str, str]) -> dict[str, object]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -22,12 +23,14 @@ from api.relay import to_global_id
 from knowledge.accounts.principal import SYSTEM
 from knowledge.accounts.roles import Role
 from knowledge.articles import service as articles
+from knowledge.articles.models import Article, ArticleStatus
 from knowledge.articles.service import ArticleDraft, Transition
 from knowledge.catalog import service as catalog
 from knowledge.db import Database
 from knowledge.incidents.models import Incident, IncidentEvent, IncidentLink
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.service import KnownErrorDraft
+from tests.conftest import TEST_DATABASE_URL
 from tests.support import Account, Accounts, GraphQLClient, Response
 
 SUGGESTION = """
@@ -340,6 +343,15 @@ async def test_an_error_line_that_is_part_of_the_articles_is_not_called_the_same
     assert "same error line" not in line["detail"]
 
 
+async def test_an_identifier_in_the_title_finds_the_article_that_spells_it_out(
+    client: GraphQLClient, library: Library
+) -> None:
+    # An alert names the exception class; the article writes the same words with spaces.
+    found = await suggest(client, title="DiskQuotaExceeded")
+    assert slugs(found)[:1] == [library.slug("disk")]
+    assert {"disk", "quota"} <= set(found[0]["matchedTerms"])
+
+
 async def test_every_suggestion_explains_itself(client: GraphQLClient, library: Library) -> None:
     found = await suggest(client, first=20, title="Orders API lost its database connection",
                           description="Checkout fails; the database refuses the password",
@@ -531,6 +543,65 @@ async def test_reporting_stores_the_suggestions_it_shows(
     # What was stored is what the incident shows later.
     again = (await client(INCIDENT, {"id": incident["id"]})).data["incident"]
     assert again["suggestions"] == stored
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL != "", reason="SQLite's single write lock")
+async def test_reporting_searches_for_suggestions_without_holding_the_write_lock(
+    client: GraphQLClient,
+    library: Library,
+    responder: Account,
+    app: Starlette,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # While the report's suggestions are searched for, another writer must get the lock
+    # at once: a search under the lock would make every other write wait it out.
+    index = app.state.indexer.index
+    search_query, lock_free = index.run_query, []
+
+    def run_query(*args: Any, **kwargs: Any) -> Any:
+        other = sqlite3.connect(db.engine.url.database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            lock_free.append(True)
+        except sqlite3.OperationalError:
+            lock_free.append(False)
+        finally:
+            other.close()
+        return search_query(*args, **kwargs)
+
+    monkeypatch.setattr(index, "run_query", run_query)
+    incident = await report(client, responder.token, title="Orders cannot log in to the database",
+                            errorText=PASSWORD_ERROR_AGAIN)  # fmt: skip
+    assert incident["suggestions"], "the report was given suggestions"
+    assert lock_free, "the suggestions were searched for"
+    assert all(lock_free), lock_free
+
+
+async def test_a_stored_suggestion_shows_its_article_only_to_those_who_may_see_it(
+    client: GraphQLClient, library: Library, responder: Account, accounts: Accounts, db: Database
+) -> None:
+    incident = await report(client, responder.token, title="Orders cannot log in to the database",
+                            errorText=PASSWORD_ERROR_AGAIN,
+                            serviceId=library.service("checkout"))  # fmt: skip
+    assert incident["suggestions"][0]["article"] == {"slug": library.slug("password")}
+    # The article goes back to draft after it was suggested: viewers may not see drafts.
+    async with db.transaction() as session:
+        await session.execute(
+            sa.update(Article)
+            .where(Article.id == library.articles["password"])
+            .values(status=ArticleStatus.DRAFT)
+        )
+    viewer = await accounts.create(Role.VIEWER)
+    listing = "query { incidents { nodes { suggestions { rank article { slug } } } } }"
+    for token, expected in ((viewer.token, None), (responder.token, library.slug("password"))):
+        shown = (await client(INCIDENT, {"id": incident["id"]}, token=token)).data["incident"]
+        assert shown["suggestions"][0]["rank"] == 1
+        first = shown["suggestions"][0]["article"]
+        assert (first and first["slug"]) == expected
+        page = (await client(listing, token=token)).data["incidents"]["nodes"]
+        assert page[0]["suggestions"][0]["article"] == (expected and {"slug": expected})
 
 
 async def test_a_report_that_matches_nothing_has_no_suggestions_and_no_error(

@@ -1,6 +1,6 @@
 """Other processes' outbox writes wake this one through PostgreSQL LISTEN/NOTIFY.
 
-Real notifications from the trigger that migration 0004 adds, on the test's own
+Real notifications from the trigger that migration 0005 adds, on the test's own
 database; a lost connection is provoked with ``pg_terminate_backend`` on the
 listener's own backend.
 """

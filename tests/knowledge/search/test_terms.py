@@ -52,6 +52,18 @@ async def test_a_long_query_keeps_its_rarest_words(db: Database, tmp_path: Path)
         await indexer.stop()
 
 
+async def test_a_cut_query_keeps_identifiers_as_written(db: Database, tmp_path: Path) -> None:
+    # "ZookeeperQuorum" is only rare, and only splits into its words, with its capitals.
+    indexer = await seeded(db, tmp_path / "index")
+    try:
+        text = f"{COMMON} ZookeeperQuorum Error error ERROR"
+        kept = search.informative_words(indexer.index, text, keep=2).split()
+        assert "ZookeeperQuorum" in kept
+        assert sum(w.lower() == "error" for w in kept) <= 1, "one word, whatever its case"
+    finally:
+        await indexer.stop()
+
+
 async def test_facets_are_only_counted_when_asked_for(db: Database, tmp_path: Path) -> None:
     indexer = await seeded(db, tmp_path / "index")
     try:
