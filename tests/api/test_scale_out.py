@@ -111,14 +111,18 @@ def titles(data: dict[str, Any]) -> list[str]:
     return [e["node"]["article"]["title"] for e in data["search"]["edges"] if e["node"]]
 
 
-async def ask(server: Server, token: str, text: str) -> tuple[dict[str, Any], list[str]]:
-    """One worker's readiness and, when it is ready, its search results: both requests on
-    one connection, so the same process answers them. (A worker uvicorn has just
-    started may not have opened the index yet.)"""
+async def ask(server: Server, token: str, text: str) -> tuple[dict[str, Any], list[str]] | None:
+    """One worker's readiness and its search results: both requests on one connection,
+    so the same process answers them. ``None`` while no worker listens yet (uvicorn
+    announces the port before its workers open it) or the one that answered is not
+    ready (one uvicorn has just started may not have opened the index yet)."""
     async with httpx.AsyncClient(base_url=server.url, timeout=DEADLINE) as http:
-        ready = (await http.get("/readyz")).json()
+        try:
+            ready = (await http.get("/readyz")).json()
+        except httpx.ConnectError:
+            return None
         if ready["status"] != "ready":
-            return ready, []
+            return None
         return ready, titles(await call(http, token, SEARCH, {"q": text}))
 
 
@@ -146,8 +150,8 @@ async def test_workers_share_one_index_that_exactly_one_of_them_writes(
         workers: dict[int, bool] = {}
 
         async def both_ready() -> dict[int, bool] | None:
-            ready, _ = await ask(server, token, "wombat")
-            if ready["status"] == "ready":
+            if answer := await ask(server, token, "wombat"):
+                ready, _ = answer
                 workers[ready["process"]["pid"]] = ready["process"]["indexWriter"]
             return workers if len(workers) == 2 else None
 
@@ -163,9 +167,10 @@ async def test_workers_share_one_index_that_exactly_one_of_them_writes(
         found_by: set[int] = set()
 
         async def found_by_both() -> set[int] | None:
-            ready, found = await ask(server, token, "wombat exports")
-            if WOMBAT[0] in found:
-                found_by.add(ready["process"]["pid"])
+            if answer := await ask(server, token, "wombat exports"):
+                ready, found = answer
+                if WOMBAT[0] in found:
+                    found_by.add(ready["process"]["pid"])
             return found_by if found_by == set(workers) else None
 
         await eventually(found_by_both, "both workers to find the new article")
@@ -174,8 +179,9 @@ async def test_workers_share_one_index_that_exactly_one_of_them_writes(
         os.kill(writer, signal.SIGKILL)
 
         async def new_writer() -> int | None:
-            ready, _ = await ask(server, token, "wombat")
-            process = ready["process"]
+            if not (answer := await ask(server, token, "wombat")):
+                return None
+            process = answer[0]["process"]
             return process["pid"] if process["indexWriter"] else None
 
         successor = await eventually(new_writer, "another worker to write the index")
@@ -183,8 +189,8 @@ async def test_workers_share_one_index_that_exactly_one_of_them_writes(
         await publish(server, token, *JACKAL)
 
         async def found_jackal() -> list[str] | None:
-            _, found = await ask(server, token, "jackal")
-            return found or None
+            answer = await ask(server, token, "jackal")
+            return (answer[1] or None) if answer else None
 
         assert await eventually(found_jackal, "the article written after the takeover") == [
             JACKAL[0]
