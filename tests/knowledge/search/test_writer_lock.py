@@ -163,7 +163,8 @@ async def test_a_reader_creates_nothing_and_builds_the_index_once_the_lock_is_fr
         assert not list(root.glob("gen-*"))
         blocker.release()
         reader.notify()
-        await until(lambda: reader.is_writer, "the reader to take the lock")
+        # It holds the lock a moment before it has created and opened the index.
+        await until(lambda: reader.is_writer and reader.index.is_open, "the reader to open it")
         await until_found(db, reader.index, "puffin", PUFFIN[0])
     finally:
         await reader.stop()
