@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,6 +36,7 @@ from knowledge.db import Database, is_unreachable
 from knowledge.errors import AuthenticationError
 from knowledge.incidents.policy import IncidentPolicy
 from knowledge.outbox.dispatch import EventDispatcher
+from knowledge.outbox.listener import OutboxListener
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
 
@@ -196,7 +198,12 @@ async def readyz(request: Request) -> Response:
         ready = False
         checks["database"] = f"unreachable: {type(error).__name__}: {str(error)[:200]}"
     return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
+        {
+            "status": "ready" if ready else "unavailable",
+            "checks": checks,
+            # Processes sharing an index directory: which one writes it (the others search).
+            "process": {"pid": os.getpid(), "indexWriter": indexer.is_writer},
+        },
         status_code=200 if ready else 503,
     )
 
@@ -209,6 +216,13 @@ def create_app(
     database = db or Database(settings.database_url)
     indexer = Indexer(database, SearchIndex(settings.index_dir))
     events = EventDispatcher(database)
+    # Commits by other processes reach this one's followers through NOTIFY on
+    # PostgreSQL; on SQLite (one host) they are polled.
+    listener = (
+        None
+        if database.is_sqlite
+        else OutboxListener(database.url, [indexer.notify, events.notify])
+    )
     policy = settings.incident_policy()
     time = clock or SystemClock()
     view = GraphQLView(database, settings, indexer.index, time, events, policy)
@@ -220,9 +234,13 @@ def create_app(
         await indexer.start()
         await events.start()
         database.on_commit.extend([indexer.notify, events.notify])
+        if listener is not None:
+            await listener.start()
         try:
             yield
         finally:
+            if listener is not None:
+                await listener.stop()
             database.on_commit.remove(indexer.notify)
             database.on_commit.remove(events.notify)
             await events.stop()
@@ -258,6 +276,7 @@ def create_app(
     app.state.settings = settings
     app.state.indexer = indexer
     app.state.events = events
+    app.state.listener = listener
     app.state.clock = time
     app.state.policy = policy
     return app

@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -29,6 +31,9 @@ from knowledge.config import ConfigError, Settings, validate_database_url
 from knowledge.db import Database
 from knowledge.errors import DomainError
 from knowledge.transfer.service import ImportReport
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 logger = logging.getLogger("knownfix")
 
@@ -117,24 +122,53 @@ async def _prepare_for_serving(settings: Settings) -> None:
         await db.dispose()
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+MAX_WORKERS = 64
 
-    from api.app import create_app
 
-    settings = _settings(args)
+def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
     # /readyz inspects the migration state on every probe; Alembic would log each one.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
+
+
+def serving_app() -> Starlette:
+    """The app as uvicorn builds it in each worker process, from the environment
+    (``cmd_serve`` has put its command-line flags there)."""
+    from api.app import create_app
+
+    settings = Settings.from_env()
+    _configure_logging(settings)
+    return create_app(settings)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings(args)
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise ConfigError(
+            "--workers", f"expected a number between 1 and {MAX_WORKERS}, got {args.workers}"
+        )
+    _configure_logging(settings)
     _ensure_var_dir(settings)
     asyncio.run(_prepare_for_serving(settings))
+    # Worker processes start afresh and read the environment: hand them the flags.
+    os.environ.update(
+        KNOWNFIX_DATABASE_URL=settings.database_url,
+        KNOWNFIX_INDEX_DIR=str(settings.index_dir),
+        KNOWNFIX_HOST=settings.host,
+        KNOWNFIX_PORT=str(settings.port),
+    )
     _out(
         f"Knownfix ({settings.env.value}) serving GraphQL at http://{settings.host}:{settings.port}/graphql"
+        + (f" with {args.workers} worker processes" if args.workers > 1 else "")
     )
     uvicorn.run(
-        create_app(settings),
+        "api.cli:serving_app",
+        factory=True,
+        workers=args.workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -397,6 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="overrides KNOWNFIX_HOST")
     serve.add_argument("--port", type=int, help="overrides KNOWNFIX_PORT")
     serve.add_argument("--index-dir", help="overrides KNOWNFIX_INDEX_DIR")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on this host; they share the index directory, one writes it",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(

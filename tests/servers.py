@@ -60,15 +60,16 @@ class Server:
 
 
 @asynccontextmanager
-async def serving(workdir: Path, env: dict[str, str]) -> AsyncIterator[Server]:
+async def serving(workdir: Path, env: dict[str, str], *args: str) -> AsyncIterator[Server]:
     """A server on a free port, started and ready; stopped with SIGTERM on exit
-    (unless the test killed it already)."""
+    (unless the test killed it already). ``args`` go to ``knownfix serve``."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         KNOWNFIX,
         "serve",
         "--port",
         str(port),
+        *args,
         cwd=workdir,
         env=env,
         stdout=asyncio.subprocess.PIPE,

@@ -10,19 +10,21 @@ so searches never see a half-built index. The last outbox id applied is kept
 in a meta document inside the index, committed with the documents it covers.
 
 Whoosh is synchronous and CPU-bound: callers run these methods in a thread.
-Searches share one searcher under a lock and refresh it when the index
-changed; writes hold Whoosh's own lock with a timeout (it fails at once by
-default, see DESIGN.md) plus a process lock.
+Searches share one searcher under a lock and refresh it, at the start of a
+read section, when the index changed; writes hold Whoosh's own lock with a
+timeout (it fails at once by default, see DESIGN.md) plus a process lock. Which
+process may write a directory shared by several is ``writer_lock``'s business.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,7 @@ class SearchIndex:
         self._generation: str | None = None
         self._searcher: Searcher | None = None
         self._read_lock = threading.RLock()
+        self._sections = 0  # nested read sections of the thread holding _read_lock
         self._schema = build_schema()
         self._write_lock = threading.Lock()
 
@@ -81,6 +84,21 @@ class SearchIndex:
                 self.close()
         self._swap_in(self._create_generation())
         return False
+
+    def open_existing(self) -> bool:
+        """Open the current generation to search it, creating nothing: for a process that
+        does not write this directory. ``False`` when there is no readable one yet (its
+        writer is building it)."""
+        target = self._link_target()
+        if target is None:
+            return False
+        try:
+            self._open_generation(target)
+        except Exception as error:
+            logger.info("search index %s is not readable yet (%s)", target, error)
+            self.close()
+            return False
+        return True
 
     def _open_generation(self, name: str) -> None:
         ix = whoosh_index.open_dir(str(self.root / name))
@@ -145,7 +163,14 @@ class SearchIndex:
         return self._schema
 
     def searcher(self) -> Searcher:
-        """The shared searcher, replaced when the index changed (call under ``reading``).
+        """The shared searcher (call under ``reading``): one for a whole read section,
+        so results taken from it stay readable while the index changes."""
+        if self._ix is None or self._searcher is None:
+            raise IndexUnavailableError("the search index is not open")
+        return self._searcher
+
+    def _refresh(self) -> None:
+        """Replace the searcher if the index changed, here or in another process.
 
         Not ``Searcher.refresh()``: it keeps segment readers whose deletions are out of
         date, so replaced and deleted documents would stay visible until a merge.
@@ -155,18 +180,28 @@ class SearchIndex:
         if not self._searcher.up_to_date():
             old, self._searcher = self._searcher, self._ix.searcher()
             old.close()
-        return self._searcher
 
-    def reading(self) -> threading.RLock:
-        return self._read_lock
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """A read section: its searches share one searcher, brought up to date when the
+        outermost section starts. Refreshing in the middle would close the searcher
+        that earlier results of the section still read from (``ReaderClosed``)."""
+        with self._read_lock:
+            self._sections += 1
+            try:
+                if self._sections == 1:
+                    self._refresh()
+                yield
+            finally:
+                self._sections -= 1
 
     def last_seq(self) -> int:
-        with self._read_lock:
+        with self.reading():
             meta = self.searcher().document(key=META_KEY)
         return int(meta["seq"]) if meta else 0
 
     def doc_count(self) -> int:
-        with self._read_lock:
+        with self.reading():
             return int(self.searcher().doc_count()) - 1  # without the meta document
 
     # --- writing ----------------------------------------------------------------------
@@ -183,12 +218,12 @@ class SearchIndex:
                 for document in upserts:
                     writer.update_document(**document)
                 writer.update_document(**meta_document(seq))
+                writer.commit()
             except BaseException:
-                writer.cancel()
+                abandon(writer)
                 raise
-            writer.commit()
-        with self._read_lock:
-            self.searcher()
+        with self.reading():  # searches from now on see the commit
+            pass
 
     def begin_rebuild(self) -> Rebuild:
         """Start a new generation; add documents in batches, then ``finish`` swaps it in."""
@@ -221,5 +256,30 @@ class Rebuild:
             self.index._swap_in(self.name)
 
     def abort(self) -> None:
-        self.writer.cancel()
+        abandon(self.writer)
         shutil.rmtree(self.index.root / self.name, ignore_errors=True)
+
+
+def abandon(writer: Any) -> None:
+    """Give up a writer after a failure, always releasing Whoosh's write lock.
+
+    A commit that fails half-way (a full disk) leaves the writer open and its lock
+    held; ``cancel`` may then fail on the half-closed segment files too. Left to the
+    garbage collector, the lock lives as long as anything keeps the exception (its
+    traceback holds the writer), and every later write fails with ``LockError``.
+    Whatever the failed writer left on disk is not in the index's table of
+    contents, and the next commit deletes it.
+    """
+    try:
+        if not writer.is_closed:
+            writer.cancel()
+    except Exception:
+        logger.warning("cancelling a failed index writer failed too", exc_info=True)
+    finally:
+        if not writer.is_closed:
+            with contextlib.suppress(Exception):
+                writer._tempstorage.destroy()
+            lock = getattr(writer, "writelock", None)
+            if lock is not None and lock.fd is not None:
+                lock.release()
+            writer.is_closed = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -38,6 +39,7 @@ from knowledge.search.documents import (
     known_error_document,
 )
 from knowledge.search.index import SearchIndex
+from knowledge.search.writer_lock import WriterLock
 
 logger = logging.getLogger("knownfix.search")
 
@@ -127,7 +129,13 @@ async def _reported(session: AsyncSession, article_ids: Sequence[int]) -> dict[i
 
 
 class Indexer:
-    """The one writer of a host's index: catches up at start, then follows the outbox."""
+    """The one writer of a host's index: catches up at start, then follows the outbox.
+
+    Processes sharing an index directory (``--workers N``) each have an ``Indexer``,
+    but only the holder of the directory's ``WriterLock`` writes; the others search
+    what it wrote and try the lock again on every round, so one of them takes over
+    when the writer exits.
+    """
 
     def __init__(
         self,
@@ -152,6 +160,12 @@ class Indexer:
         self._needs_rebuild = False
         self._stopping = False
         self.last_error: str | None = None
+        self.writer_lock = WriterLock(index.root)
+
+    @property
+    def is_writer(self) -> bool:
+        """Whether this process writes the index (otherwise another process does)."""
+        return self.writer_lock.held
 
     async def start(self) -> None:
         """Open the index (rebuilding it if missing or broken), catch up, then follow.
@@ -159,9 +173,26 @@ class Indexer:
         A database that is down does not stop the start: the follower keeps
         trying, and readiness reports the error until it succeeds.
         """
-        self._needs_rebuild = not await asyncio.to_thread(self.index.open)
-        await self._step()
+        await self._round()
         self._task = asyncio.create_task(self._follow(), name="knownfix-indexer")
+
+    async def _round(self) -> None:
+        """As the writer, apply the outbox; otherwise take over if the writer is gone,
+        or else just have the index open for searching (searches refresh themselves)."""
+        lock = self.writer_lock
+        if lock.held and not await asyncio.to_thread(lock.is_current):
+            logger.warning(
+                "the index directory %s was replaced; electing its writer again", lock.path.parent
+            )
+            lock.release()
+        if not lock.held:
+            if not await asyncio.to_thread(lock.acquire):
+                if not self.index.is_open:
+                    await asyncio.to_thread(self.index.open_existing)
+                return
+            logger.info("process %d writes the search index in %s", os.getpid(), self.index.root)
+            self._needs_rebuild = not await asyncio.to_thread(self.index.open)
+        await self._step()
 
     async def _step(self) -> None:
         try:
@@ -182,6 +213,7 @@ class Indexer:
                 await self._task
             self._task = None
         await asyncio.to_thread(self.index.close)
+        self.writer_lock.release()
 
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:
@@ -201,7 +233,10 @@ class Indexer:
                 async with asyncio.timeout(self.poll_interval):
                     await self._wake.wait()
             self._wake.clear()
-            await self._step()
+            try:
+                await self._round()
+            except Exception:
+                logger.exception("taking part in indexing failed; will retry")
 
     @property
     def gap_timeout(self) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,24 @@ async def test_an_unreachable_database_is_a_one_line_error(
 
 def test_settings_default_is_the_embedded_database() -> None:
     assert Settings().database_url.startswith("sqlite+aiosqlite:///./var/")
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "65", "99999999999999999999"])
+async def test_serve_refuses_a_worker_count_out_of_range(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, workers: str
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'var' / 'knownfix.db'}"
+    assert await knownfix("serve", "--workers", workers, "--database-url", url) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("knownfix: configuration error: --workers: expected a number between")
+    assert not (tmp_path / "var").exists(), "refused before touching anything"
+
+
+@pytest.mark.parametrize("workers", ["two", "2.5", ""])
+async def test_serve_refuses_a_worker_count_that_is_not_a_number(
+    capsys: pytest.CaptureFixture[str], workers: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        await knownfix("serve", "--workers", workers)
+    assert exited.value.code == 2
+    assert "--workers: invalid int value" in capsys.readouterr().err

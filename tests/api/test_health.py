@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,6 +35,7 @@ async def test_readyz_checks_the_database_and_its_schema(db: Database, settings:
     assert reply.json() == {
         "status": "ready",
         "checks": {"index": "ok", "database": "ok", "migrations": "ok"},
+        "process": {"pid": os.getpid(), "indexWriter": True},
     }
 
 

@@ -1,0 +1,76 @@
+"""Which process writes an index directory when several serve from it.
+
+``uvicorn --workers N`` (or several processes on one host) share one index
+directory. Each could follow the outbox, but Whoosh allows one writer at a time
+and the others would queue on its lock or fail. So one process is chosen by an
+OS file lock (``flock``) on ``writer.lock`` in the directory: the holder runs
+the indexer, the others only search and refresh their searchers when the index
+changed. The kernel releases the lock when its holder exits, however it dies, so
+another process can take over without any stale-lock cleanup.
+
+``flock`` belongs to an open file, not to a process: two ``WriterLock`` objects
+in one process exclude each other just as two processes do.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+LOCK_FILE = "writer.lock"
+
+
+class WriterLock:
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / LOCK_FILE
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> bool:
+        """Take the lock if nobody holds it; never waits. True when we hold it."""
+        if self._fd is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        # For people looking at the directory: who writes it (the lock, not this, decides).
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def is_current(self) -> bool:
+        """Whether the file we lock is still the one at ``path``: a directory deleted and
+        made again has a new, unlocked file that another process could take."""
+        if self._fd is None:
+            return False
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        ours = os.fstat(self._fd)
+        return (ours.st_dev, ours.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the file drops the flock
+
+    def holder(self) -> int | None:
+        """The process id the current holder wrote, if any (for diagnostics)."""
+        try:
+            text = self.path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return int(text) if text.isdigit() else None

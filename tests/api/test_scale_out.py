@@ -1,0 +1,298 @@
+"""Several real ``knownfix serve`` processes on one database.
+
+Workers on one host share an index directory: exactly one writes it, the others
+search it, and another takes over when the writer dies. Hosts on PostgreSQL keep
+their own index directories: an article created through one is found through the
+other, and a subscriber on one hears what happens through the other.
+
+Real processes answer in their own time, so the tests poll them with bounded
+deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import websockets
+
+from knowledge.db import Database
+from knowledge.outbox.listener import APPLICATION_NAME
+from knowledge.search.writer_lock import WriterLock
+from tests.conftest import TEST_DATABASE_URL, DatabaseFactory
+from tests.servers import Server, environment, serving, upgrade
+
+pytestmark = pytest.mark.slow
+postgresql_only = pytest.mark.skipif(
+    not TEST_DATABASE_URL,
+    reason="hosts share a database only on PostgreSQL (a SQLite file belongs to one host)",
+)
+
+DEADLINE = 30.0  # a bound for a slow shared machine, not a promise of speed
+ATTEMPT = 2.0
+
+CREATE = """
+mutation($input: CreateArticleInput!) { createArticle(input: $input) {
+  __typename ... on Article { id } ... on Error { message } } }
+"""
+PUBLISH = """
+mutation($id: ID!) { publishArticle(input: {id: $id}) {
+  __typename ... on Error { message } } }
+"""
+SEARCH = """
+query($q: String!) { search(query: $q, types: [ARTICLE]) {
+  edges { node { ... on ArticleHit { article { title } } } } } }
+"""
+REPORT = """
+mutation($input: ReportIncidentInput!) { reportIncident(input: $input) {
+  __typename ... on Incident { id } ... on Error { message } } }
+"""
+NOTE = """
+mutation($input: AddWorkNoteInput!) { addWorkNote(input: $input) {
+  __typename ... on IncidentEvent { id } ... on Error { message } } }
+"""
+EVENTS = """
+subscription($filter: IncidentEventFilter) {
+  incidentEvents(filter: $filter) { kind message actor { username } incident { id } } }
+"""
+
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str) -> T:
+    """Poll ``check`` until it returns something, within ``DEADLINE``."""
+    try:
+        async with asyncio.timeout(DEADLINE):
+            while (result := await check()) is None:  # noqa: ASYNC110 - other processes
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+    return result
+
+
+async def call(
+    http: httpx.AsyncClient, token: str, query: str, variables: dict[str, Any]
+) -> dict[str, Any]:
+    reply = await http.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    body = reply.json()
+    assert reply.status_code == 200, body
+    assert not body.get("errors"), body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def graphql(server: Server, token: str, query: str, **variables: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=DEADLINE) as http:
+        return await call(http, token, query, variables)
+
+
+async def publish(server: Server, token: str, title: str, body: str) -> None:
+    created = (await graphql(server, token, CREATE, input={"title": title, "body": body}))[
+        "createArticle"
+    ]
+    assert created["__typename"] == "Article", created
+    published = (await graphql(server, token, PUBLISH, id=created["id"]))["publishArticle"]
+    assert published["__typename"] == "Article", published
+
+
+def titles(data: dict[str, Any]) -> list[str]:
+    return [e["node"]["article"]["title"] for e in data["search"]["edges"] if e["node"]]
+
+
+async def ask(server: Server, token: str, text: str) -> tuple[dict[str, Any], list[str]] | None:
+    """One worker's readiness and its search results: both requests on one connection,
+    so the same process answers them. ``None`` while no worker listens yet (uvicorn
+    announces the port before its workers open it) or the one that answered is not
+    ready (one uvicorn has just started may not have opened the index yet)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=DEADLINE) as http:
+        try:
+            ready = (await http.get("/readyz")).json()
+        except httpx.ConnectError:
+            return None
+        if ready["status"] != "ready":
+            return None
+        return ready, titles(await call(http, token, SEARCH, {"q": text}))
+
+
+# --- workers on one host -----------------------------------------------------------------
+
+WOMBAT = (
+    "Wombat batch exports truncate at midnight",
+    "## Symptoms\nExports started before midnight stop at the date change.\n"
+    "## Resolution\nRun exports in UTC.",
+)
+JACKAL = (
+    "Jackal gateway leaks sockets under retry storms",
+    "## Symptoms\nThe gateway runs out of ephemeral ports.\n"
+    "## Resolution\nCap retries with a budget.",
+)
+
+
+async def test_workers_share_one_index_that_exactly_one_of_them_writes(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    env = environment(await database_factory.create())
+    await upgrade(tmp_path, env)
+    async with serving(tmp_path, env, "--workers", "2") as server:
+        token = (tmp_path / "var" / "admin-token").read_text().strip()
+        workers: dict[int, bool] = {}
+
+        async def both_ready() -> dict[int, bool] | None:
+            if answer := await ask(server, token, "wombat"):
+                ready, _ = answer
+                workers[ready["process"]["pid"]] = ready["process"]["indexWriter"]
+            return workers if len(workers) == 2 else None
+
+        await eventually(both_ready, "both workers to answer, ready")
+        assert sorted(workers.values()) == [False, True], workers
+        writer = next(pid for pid, writes in workers.items() if writes)
+        index_dir = tmp_path / "var" / "index"
+        assert WriterLock(index_dir).holder() == writer
+        assert not WriterLock(index_dir).acquire(), "the writer holds the lock"
+
+        # Written by one, found through both.
+        await publish(server, token, *WOMBAT)
+        found_by: set[int] = set()
+
+        async def found_by_both() -> set[int] | None:
+            if answer := await ask(server, token, "wombat exports"):
+                ready, found = answer
+                if WOMBAT[0] in found:
+                    found_by.add(ready["process"]["pid"])
+            return found_by if found_by == set(workers) else None
+
+        await eventually(found_by_both, "both workers to find the new article")
+
+        # The writer dies; the other worker (or the one uvicorn starts instead) takes over.
+        os.kill(writer, signal.SIGKILL)
+
+        async def new_writer() -> int | None:
+            if not (answer := await ask(server, token, "wombat")):
+                return None
+            process = answer[0]["process"]
+            return process["pid"] if process["indexWriter"] else None
+
+        successor = await eventually(new_writer, "another worker to write the index")
+        assert successor != writer
+        await publish(server, token, *JACKAL)
+
+        async def found_jackal() -> list[str] | None:
+            answer = await ask(server, token, "jackal")
+            return (answer[1] or None) if answer else None
+
+        assert await eventually(found_jackal, "the article written after the takeover") == [
+            JACKAL[0]
+        ]
+        assert WriterLock(index_dir).holder() == successor
+
+
+# --- hosts on PostgreSQL -----------------------------------------------------------------
+
+
+class Hosts:
+    def __init__(self, a: Server, b: Server, token: str, db: Database) -> None:
+        self.a, self.b, self.token, self.db = a, b, token, db
+
+
+@pytest.fixture(scope="module")
+async def hosts(
+    database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Hosts]:
+    """Two processes as on two hosts: one database, an index directory each."""
+    url = await database_factory.create()
+    env = environment(url)
+    host_a, host_b = tmp_path_factory.mktemp("host-a"), tmp_path_factory.mktemp("host-b")
+    await upgrade(host_a, env)
+    db = Database(url)
+    try:
+        # One after the other: the first start loads the demo data.
+        async with serving(host_a, env) as a, serving(host_b, env) as b:
+            token = (host_a / "var" / "admin-token").read_text().strip()
+            yield Hosts(a, b, token, db)
+    finally:
+        await db.dispose()
+
+
+@postgresql_only
+async def test_each_host_listens_for_outbox_notifications(hosts: Hosts) -> None:
+    async with hosts.db.read() as session:
+        listeners = await session.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = :name"
+            ),
+            {"name": APPLICATION_NAME},
+        )
+    assert listeners == 2
+
+
+@postgresql_only
+async def test_an_article_created_through_one_host_is_found_through_the_other(
+    hosts: Hosts,
+) -> None:
+    title = "Narwhal object store returns 503 during rebalancing"
+    body = "## Symptoms\nReads fail while shards move.\n## Resolution\nThrottle the rebalance."
+    await publish(hosts.a, hosts.token, title, body)
+
+    async def found_on_b() -> list[str] | None:
+        found = titles(await graphql(hosts.b, hosts.token, SEARCH, q="narwhal"))
+        return found or None
+
+    assert await eventually(found_on_b, "host B to find the article") == [title]
+
+
+@postgresql_only
+async def test_a_subscriber_on_one_host_hears_changes_made_through_the_other(
+    hosts: Hosts,
+) -> None:
+    reported = (await graphql(hosts.a, hosts.token, REPORT, input={"title": "Yak queue stalls"}))[
+        "reportIncident"
+    ]
+    assert reported["__typename"] == "Incident", reported
+    incident_id = reported["id"]
+
+    async with websockets.connect(hosts.b.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+        init = {"Authorization": f"Bearer {hosts.token}"}
+        await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+        assert ack["type"] == "connection_ack", ack
+        subscribe = {"query": EVENTS, "variables": {"filter": {"incidentId": incident_id}}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+
+        # The protocol does not acknowledge a subscription, and it hears only what happens
+        # after host B registered it: note on host A until one arrives.
+        sent: list[str] = []
+
+        async def a_note_arrives() -> dict[str, Any] | None:
+            sent.append(f"work note {len(sent) + 1} through host A")
+            noted = (
+                await graphql(
+                    hosts.a, hosts.token, NOTE, input={"incidentId": incident_id, "text": sent[-1]}
+                )
+            )["addWorkNote"]
+            assert noted["__typename"] == "IncidentEvent", noted
+            try:
+                message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), ATTEMPT))
+            except TimeoutError:
+                return None
+            return message
+
+        message = await eventually(a_note_arrives, "host B's subscriber to hear host A")
+    assert message["type"] == "next", message
+    assert not message["payload"].get("errors"), message
+    event = message["payload"]["data"]["incidentEvents"]
+    assert event["message"] in sent
+    assert event["incident"]["id"] == incident_id
+    assert event["actor"]["username"] == "admin"

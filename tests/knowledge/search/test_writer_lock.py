@@ -1,0 +1,196 @@
+"""Processes sharing an index directory: one writes, the others search, and one takes over.
+
+The lock is a real ``flock`` on a file in the directory; a process that dies (even
+by SIGKILL) gives it up, and another process's indexer becomes the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from whoosh import query as q
+
+from knowledge.db import Database
+from knowledge.search.index import SearchIndex
+from knowledge.search.sync import Indexer
+from knowledge.search.writer_lock import WriterLock
+from tests.knowledge.search.support import NEVER, found, publish
+
+DEADLINE = 20.0
+PROCESS_TIMEOUT = 60
+
+PUFFIN = (
+    "Puffin mail relay rejects large attachments",
+    "## Symptoms\nMessages over ten megabytes bounce.\n"
+    "## Resolution\nRaise the relay message size limit.",
+)
+OCELOT = (
+    "Ocelot build agents run out of inodes",
+    "## Symptoms\nBuilds fail creating temporary files while disk space is free.\n"
+    "## Resolution\nPrune the dependency cache on every agent.",
+)
+
+# Holds the lock until killed.
+HOLDER = """
+import sys, time
+from pathlib import Path
+from knowledge.search.writer_lock import WriterLock
+
+lock = WriterLock(Path(sys.argv[1]))
+print("held" if lock.acquire() else "refused", flush=True)
+time.sleep(3600)
+"""
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Poll, bounded, for a state that no event announces."""
+    try:
+        async with asyncio.timeout(DEADLINE):
+            while not condition():  # noqa: ASYNC110 - another task's state, not an Event
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def until_found(db: Database, index: SearchIndex, text: str, title: str) -> None:
+    try:
+        async with asyncio.timeout(DEADLINE):
+            while title not in await found(db, index, text):  # noqa: ASYNC110 - another task's work
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{title!r} never became searchable") from None
+
+
+# --- the lock ---------------------------------------------------------------------------
+
+
+def test_only_one_holder_at_a_time_and_the_next_takes_it_after_release(tmp_path: Path) -> None:
+    first, second = WriterLock(tmp_path), WriterLock(tmp_path)
+    assert first.acquire()
+    assert first.acquire(), "taking it again is a no-op"
+    assert not second.acquire()
+    assert first.holder() == os.getpid()
+    first.release()
+    assert second.acquire()
+    assert not first.acquire()
+    second.release()
+
+
+def test_a_lock_whose_directory_was_replaced_is_no_longer_current(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    lock = WriterLock(root)
+    assert lock.acquire()
+    assert lock.is_current()
+    shutil.rmtree(root)
+    root.mkdir()
+    assert not lock.is_current()
+    newcomer = WriterLock(root)
+    assert newcomer.acquire(), "the new directory's lock file is free"
+    newcomer.release()
+    lock.release()
+
+
+async def test_a_holder_killed_by_sigkill_gives_the_lock_up(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(tmp_path), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), PROCESS_TIMEOUT)
+        assert line.decode().strip() == "held"
+        mine = WriterLock(tmp_path)
+        assert not mine.acquire(), "another process holds it"
+        assert mine.holder() == process.pid
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(process.wait(), PROCESS_TIMEOUT)
+    assert mine.acquire()
+    assert mine.holder() == os.getpid()
+    mine.release()
+
+
+# --- indexers sharing a directory -------------------------------------------------------
+
+
+async def test_the_second_indexer_searches_what_the_first_writes_and_takes_over(
+    db: Database, tmp_path: Path
+) -> None:
+    root = tmp_path / "index"
+    # The follower of each looks at the outbox every 50 ms: nobody calls catch_up here.
+    writer = Indexer(db, SearchIndex(root), poll_interval=0.05)
+    reader = Indexer(db, SearchIndex(root), poll_interval=0.05)
+    try:
+        await writer.start()
+        await reader.start()
+        assert writer.is_writer
+        assert not reader.is_writer
+        assert reader.index.is_open, "a reader opens the index the writer built"
+
+        await publish(db, PUFFIN)
+        await until_found(db, reader.index, "puffin attachments", PUFFIN[0])
+        assert not reader.is_writer
+
+        await writer.stop()
+        await until(lambda: reader.is_writer, "the reader to take over")
+        await publish(db, OCELOT)
+        await until_found(db, reader.index, "ocelot inodes", OCELOT[0])
+        assert await found(db, reader.index, "puffin") == [PUFFIN[0]]
+    finally:
+        await writer.stop()  # stopping twice is harmless
+        await reader.stop()
+    assert not reader.is_writer, "stopping gives the lock up"
+
+
+async def test_a_reader_creates_nothing_and_builds_the_index_once_the_lock_is_free(
+    db: Database, tmp_path: Path
+) -> None:
+    root = tmp_path / "index"
+    root.mkdir()
+    await publish(db, PUFFIN)
+    blocker = WriterLock(root)
+    assert blocker.acquire()  # a writer that has not built anything yet
+    reader = Indexer(db, SearchIndex(root), poll_interval=NEVER)
+    try:
+        await reader.start()
+        assert not reader.is_writer
+        assert not reader.index.is_open, "nothing to open, and a reader creates nothing"
+        assert not list(root.glob("gen-*"))
+        blocker.release()
+        reader.notify()
+        # It holds the lock a moment before it has created and opened the index.
+        await until(lambda: reader.is_writer and reader.index.is_open, "the reader to open it")
+        await until_found(db, reader.index, "puffin", PUFFIN[0])
+    finally:
+        await reader.stop()
+        blocker.release()
+
+
+def test_a_read_section_keeps_its_searcher_while_the_writer_commits(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    writer = SearchIndex(root)
+    writer.open()
+    reader = SearchIndex(root)
+    try:
+        writer.apply([{"key": "article:1", "kind": "article", "title": "first"}], [], 1)
+        assert reader.open_existing()
+        with reader.reading():
+            results = reader.run_query(q.Term("kind", "article"), limit=None)
+            writer.apply([{"key": "article:2", "kind": "article", "title": "second"}], [], 2)
+            # A second query in the same section (search does one for "did you mean")
+            # must not close the searcher the first results still read from.
+            again = reader.run_query(q.Term("kind", "article"), limit=None)
+            assert [hit["key"] for hit in results] == ["article:1"]
+            assert [hit["key"] for hit in again] == ["article:1"], "one snapshot per section"
+        assert reader.last_seq() == 2, "the next section sees the commit"
+        with reader.reading():
+            found = reader.run_query(q.Term("kind", "article"), limit=None)
+            assert sorted(hit["key"] for hit in found) == ["article:1", "article:2"]
+    finally:
+        reader.close()
+        writer.close()
