@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -22,7 +23,7 @@ from knowledge.accounts.principal import SYSTEM, Principal
 from knowledge.accounts.roles import Role
 from knowledge.articles import service as articles
 from knowledge.articles.models import Article, ArticleStatus
-from knowledge.db import Database, flush_or_conflict
+from knowledge.db import Database, flush_or_conflict, is_unreachable
 from knowledge.errors import InvalidTransitionError, NotFoundError, ValidationError
 from knowledge.incidents import service as incidents
 from knowledge.incidents.models import EventKind, Incident, IncidentLink, LinkRelation
@@ -209,8 +210,10 @@ async def store_after_commit(
     *, db: Database, index: SearchIndex | None, incident_id: int, now: dt.datetime
 ) -> list[Suggestion]:
     """Store suggestions for an incident that was just committed, in a transaction of
-    their own: a search must not hold SQLite's write lock, and an index that is down
-    must not lose the report (it has no suggestions until it is next classified)."""
+    their own: a search must not hold SQLite's write lock, and neither an index nor a
+    database that fails now may fail the report, which is saved already (answering
+    with an error would invite a retry, and a duplicate incident). The incident has
+    no suggestions then until it is next classified."""
     if index is None or not index.is_open:
         return []
     try:
@@ -220,18 +223,25 @@ async def store_after_commit(
             incident = await session.get(Incident, incident_id)
             if incident is None:
                 return []
+            draft = draft_of(incident)
             found = await suggest(
-                session=session, principal=SYSTEM, index=index, draft=draft_of(incident),
-                first=STORED, incident_id=incident.id,
+                session=session, principal=SYSTEM, index=index, draft=draft, first=STORED,
+                incident_id=incident.id,
                 exclude=await rejected_for(session=session, incident_id=incident.id),
             )  # fmt: skip
         async with db.transaction() as session:
             incident = await session.get(Incident, incident_id)
-            if incident is None:
+            # Reclassified meanwhile: that call stores suggestions for the new text.
+            if incident is None or draft_of(incident) != draft:
                 return []
             return await store(
                 session=session, principal=SYSTEM, incident=incident, found=found, now=now
             )
     except IndexUnavailableError as error:
         logger.warning("no suggestions for incident %s: %s", incident_id, error)
-        return []
+    except (SQLAlchemyError, OSError) as error:
+        logger.warning(
+            "no suggestions for incident %s: the database failed after it was saved (%s)",
+            incident_id, error, exc_info=not is_unreachable(error),
+        )  # fmt: skip
+    return []

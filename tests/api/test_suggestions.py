@@ -623,6 +623,31 @@ async def test_reporting_searches_for_suggestions_without_holding_the_write_lock
     assert all(lock_free), lock_free
 
 
+async def test_a_database_failure_while_storing_suggestions_keeps_the_saved_report(
+    client: GraphQLClient, library: Library, responder: Account, db: Database
+) -> None:
+    # The report is committed before its suggestions are stored: if storing them fails,
+    # an error answer would invite a retry and a duplicate incident.
+    def fail_on_links(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO INCIDENT_LINKS"):
+            raise sa.exc.OperationalError(statement, None, ConnectionResetError("reset"))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", fail_on_links)
+    try:
+        reply = await client(REPORT, {"input": {"title": "Orders cannot log in to the database",
+                                                "errorText": PASSWORD_ERROR_AGAIN}},
+                             token=responder.token)  # fmt: skip
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", fail_on_links)
+    assert reply.status == 200, reply.body
+    incident = reply.data["reportIncident"]
+    assert incident["__typename"] == "Incident", incident
+    assert incident["suggestions"] == []
+    assert (await rows(db))["Incident"] == 1
+    again = (await client(INCIDENT, {"id": incident["id"]})).data["incident"]
+    assert again["number"] == incident["number"]
+
+
 async def test_a_stored_suggestion_shows_its_article_only_to_those_who_may_see_it(
     client: GraphQLClient, library: Library, responder: Account, accounts: Accounts, db: Database
 ) -> None:
