@@ -20,6 +20,7 @@ from knowledge.db import Database
 from knowledge.incidents.models import Incident, IncidentEvent
 from knowledge.outbox.cursor import GapTracker, default_gap_timeout
 from knowledge.outbox.models import OutboxEntry
+from knowledge.retry_log import RetryLog
 
 logger = logging.getLogger("knownfix.events")
 
@@ -45,13 +46,14 @@ class EventDispatcher:
         self._last = 0
         self._delivered: set[int] = set()
         self._lock = asyncio.Lock()
+        self.retries = RetryLog(logger, "dispatching events")
 
     async def start(self) -> None:
         try:
             async with self.db.read() as session:
                 self._last = await session.scalar(sa.select(sa.func.max(OutboxEntry.id))) or 0
-        except Exception:
-            logger.exception("cannot read the outbox position; will retry")
+        except Exception as error:
+            self.retries.failed(error)  # the position is read again on the next round
             self._last = -1
         self._task = asyncio.create_task(self._follow(), name="knownfix-events")
 
@@ -92,8 +94,10 @@ class EventDispatcher:
             self._wake.clear()
             try:
                 await self.dispatch()
-            except Exception:
-                logger.exception("dispatching events failed; will retry")
+            except Exception as error:
+                self.retries.failed(error)
+            else:
+                self.retries.succeeded()
 
     async def dispatch(self) -> int:
         """Deliver committed events not delivered yet; returns how many."""

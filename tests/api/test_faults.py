@@ -554,6 +554,14 @@ async def test_a_database_outage_fails_requests_fast_and_clearly_and_heals_witho
         async with httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT) as http:
             assert (await http.get("/healthz")).status_code == 200  # the process itself is fine
 
+        async def said(*lines: str) -> bool:
+            return all(line in server.log for line in lines)
+
+        # The indexer and the event dispatcher retry every second, saying so once.
+        loops = ("indexing", "dispatching events")
+        outage = [f"{loop}: the database is unreachable" for loop in loops]
+        await within_deadline(lambda: said(*outage), "the background loops report the outage")
+
         await cluster.start()
 
         async def is_ready() -> bool:
@@ -567,6 +575,8 @@ async def test_a_database_outage_fails_requests_fast_and_clearly_and_heals_witho
             return await api.found("zorblafter", node_id, "known_error")
 
         await within_deadline(searchable, "a write after the outage is indexed")
+        healed = [f"{loop}: the database answers again" for loop in loops]
+        await within_deadline(lambda: said(*healed), "the background loops report the recovery")
         async with websocket(server, header_token=site.token) as ws:
             await send_connection_init(ws, site.token)
             ack = json.loads(await asyncio.wait_for(ws.recv(), REQUEST_TIMEOUT))
@@ -575,3 +585,6 @@ async def test_a_database_outage_fails_requests_fast_and_clearly_and_heals_witho
     # The outage was logged, a line at a time: no tracebacks, no ASGI crash.
     assert "database unreachable while acknowledging a connection_init" in server.log
     assert "Exception in ASGI application" not in server.log
+    assert "Traceback" not in server.log
+    for line in outage:
+        assert server.log.count(line) == 1, line

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -118,3 +119,29 @@ async def test_a_subscription_websocket_is_closed_with_try_again_later(
     assert "database" in closed.value.rcvd.reason
     (line,) = [r for r in caplog.records if r.name == "knownfix.app"]
     assert line.exc_info is None, "an outage is one line, not a traceback"
+
+
+async def test_the_background_loops_retrying_through_an_outage_log_one_line_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The indexer and the event dispatcher retry on every poll; an outage is a warning
+    when it starts, not a traceback per retry."""
+    caplog.set_level(logging.INFO)
+    url = f"postgresql+asyncpg://knownfix@127.0.0.1:{free_port()}/gone"
+    db = Database(url)
+    settings = Settings(database_url=url, index_dir=tmp_path / "index")
+    try:
+        app = create_app(settings, db=db)
+        loops = (app.state.indexer, app.state.events)
+        for loop in loops:
+            loop.poll_interval = 0.01
+        async with app.router.lifespan_context(app), asyncio.timeout(10):
+            while any(loop.retries.failures < 5 for loop in loops):  # noqa: ASYNC110 - no event says so
+                await asyncio.sleep(0.01)
+    finally:
+        await db.dispose()
+    for name in ("knownfix.search", "knownfix.events"):
+        records = [r for r in caplog.records if r.name == name and r.levelno >= logging.WARNING]
+        assert len(records) == 1, [r.getMessage() for r in records]
+        assert "the database is unreachable" in records[0].getMessage()
+        assert records[0].exc_info is None
