@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -46,8 +45,6 @@ from knowledge.outbox.dispatch import EventDispatcher
 from knowledge.outbox.listener import OutboxListener
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
-
-logger = logging.getLogger("knownfix.app")
 
 
 class GraphQLView(GraphQL[Context, None]):
