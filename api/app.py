@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +28,13 @@ from api.request_ids import RequestIdMiddleware, request_id_of
 from api.schema import build_schema
 from api.token_cache import TokenCache
 from api.webhooks import alertmanager
+from api.websocket_handlers import (
+    TRY_AGAIN_LATER,
+    UNAVAILABLE_REASON,
+    LegacyWSHandler,
+    TransportWSHandler,
+    log_unreachable,
+)
 from knowledge import migrate
 from knowledge.clock import Clock, SystemClock
 from knowledge.config import Settings
@@ -40,10 +46,11 @@ from knowledge.outbox.listener import OutboxListener
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
 
-logger = logging.getLogger("knownfix.app")
-
 
 class GraphQLView(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(
         self,
         db: Database,
@@ -90,19 +97,24 @@ class GraphQLView(GraphQL[Context, None]):
         )
 
     async def on_ws_connect(self, context: Context) -> None:
-        """Browsers cannot set websocket headers: accept the token in connection_init."""
+        """Browsers cannot set websocket headers: accept the token in connection_init.
+
+        A subscription is acknowledged only while the database answers: its events come
+        from the outbox. A token found in the token cache proves nothing about that, so
+        the database is asked either way; an outage raised here closes the websocket
+        with 1013 (api/websocket_handlers.py)."""
         authorization = connection_authorization(context.connection_params)
-        if authorization is None and not context.principal.is_anonymous:
-            return  # authenticated by header already
-        try:
-            context.principal = await authenticate(
-                self.db,
-                authorization,
-                allow_anonymous=not self.settings.is_production,
-                cache=self.token_cache,
-            )
-        except AuthenticationError as error:
-            raise ConnectionRejectionError({"message": error.message}) from None
+        if authorization is not None or context.principal.is_anonymous:
+            try:
+                context.principal = await authenticate(
+                    self.db,
+                    authorization,
+                    allow_anonymous=not self.settings.is_production,
+                    cache=self.token_cache,
+                )
+            except AuthenticationError as error:
+                raise ConnectionRejectionError({"message": error.message}) from None
+        await self.db.ping()
 
 
 class AuthGate:
@@ -117,6 +129,10 @@ class AuthGate:
         settings = self.view.settings
         is_websocket = scope["type"] == "websocket"
         try:
+            if is_websocket:
+                # Said at the handshake, before any token check that the cache may answer,
+                # so that a client learns of an outage even before its connection_init.
+                await self.view.db.ping()
             principal = await authenticate(
                 self.view.db,
                 None if authorization is None else authorization.decode("latin-1"),
@@ -139,14 +155,15 @@ class AuthGate:
             if not is_unreachable(error):
                 raise
             # An outage is not a bug: a clear 503 at once, no traceback per request.
-            logger.warning("database unreachable while authenticating: %s", _describe(error))
             if is_websocket:
+                log_unreachable("opening a subscription websocket", error)
                 # Accepted, then closed with 1013 "try again later": refusing the handshake
                 # instead would read as 403 Forbidden, as if the token were bad.
                 websocket = WebSocket(scope, receive, send)
                 await websocket.accept(subprotocol=(scope.get("subprotocols") or [None])[0])
-                await websocket.close(code=1013, reason="the database is unavailable")
+                await websocket.close(code=TRY_AGAIN_LATER, reason=UNAVAILABLE_REASON)
                 return
+            log_unreachable("authenticating", error)
             response = JSONResponse(
                 {"errors": [database_unavailable(request_id_of(scope))]},
                 status_code=503,
@@ -156,10 +173,6 @@ class AuthGate:
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.view(scope, receive, send)
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {str(error)[:200]}"
 
 
 async def healthz(_: Request) -> Response:

@@ -255,5 +255,11 @@ class Database:
         for callback in self.on_commit:
             callback()
 
+    async def ping(self) -> None:
+        """Raise unless the database answers now (see ``is_unreachable`` for what an
+        outage raises)."""
+        async with self.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+
     async def dispose(self) -> None:
         await self.engine.dispose()

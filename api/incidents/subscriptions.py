@@ -14,11 +14,11 @@ from knowledge.outbox.dispatch import EventMessage
 
 
 def _matches(message: EventMessage, f: IncidentEventFilter, ids: dict[str, int | None]) -> bool:
-    event, incident = message.event, message.incident
+    event = message.event
     return (
-        (ids["incident"] is None or incident.id == ids["incident"])
-        and (ids["service"] is None or incident.service_id == ids["service"])
-        and (f.max_priority is None or incident.priority <= f.max_priority)
+        (ids["incident"] is None or event.incident_id == ids["incident"])
+        and (ids["service"] is None or message.service_id == ids["service"])
+        and (f.max_priority is None or message.priority <= f.max_priority)
         and (not f.kinds or event.kind in f.kinds)
     )
 

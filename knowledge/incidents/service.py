@@ -260,7 +260,14 @@ async def add_event(
         entity_type="incident_event",
         entity_id=event.id,
         op=OutboxOp.EVENT,
-        payload={"incident_id": incident.id, "kind": kind.value},
+        # What subscription filters judge the event by: the incident as this event left
+        # it. By the time the event is dispatched the incident may have changed again.
+        payload={
+            "incident_id": incident.id,
+            "kind": kind.value,
+            "priority": incident.priority,
+            "service_id": incident.service_id,
+        },
     )
     return event
 

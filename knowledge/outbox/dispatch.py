@@ -20,6 +20,7 @@ from knowledge.db import Database
 from knowledge.incidents.models import Incident, IncidentEvent
 from knowledge.outbox.cursor import GapTracker, default_gap_timeout
 from knowledge.outbox.models import OutboxEntry
+from knowledge.retry_log import RetryLog
 
 logger = logging.getLogger("knownfix.events")
 
@@ -30,7 +31,11 @@ BATCH = 500
 @dataclasses.dataclass(frozen=True, slots=True)
 class EventMessage:
     event: IncidentEvent
-    incident: Incident
+    incident: Incident  # as it is now, when the event is dispatched
+    # As the event left the incident: what filters go by. A classification committed
+    # after the event but before its dispatch must not let it through, or hold it back.
+    priority: int
+    service_id: int | None
 
 
 class EventDispatcher:
@@ -45,13 +50,14 @@ class EventDispatcher:
         self._last = 0
         self._delivered: set[int] = set()
         self._lock = asyncio.Lock()
+        self.retries = RetryLog(logger, "dispatching events")
 
     async def start(self) -> None:
         try:
             async with self.db.read() as session:
                 self._last = await session.scalar(sa.select(sa.func.max(OutboxEntry.id))) or 0
-        except Exception:
-            logger.exception("cannot read the outbox position; will retry")
+        except Exception as error:
+            self.retries.failed(error)  # the position is read again on the next round
             self._last = -1
         self._task = asyncio.create_task(self._follow(), name="knownfix-events")
 
@@ -92,8 +98,10 @@ class EventDispatcher:
             self._wake.clear()
             try:
                 await self.dispatch()
-            except Exception:
-                logger.exception("dispatching events failed; will retry")
+            except Exception as error:
+                self.retries.failed(error)
+            else:
+                self.retries.succeeded()
 
     async def dispatch(self) -> int:
         """Deliver committed events not delivered yet; returns how many."""
@@ -106,14 +114,20 @@ class EventDispatcher:
                 self._last = await session.scalar(sa.select(sa.func.max(OutboxEntry.id))) or 0
             rows = (
                 await session.execute(
-                    sa.select(OutboxEntry.id, OutboxEntry.entity_type, OutboxEntry.entity_id)
+                    sa.select(
+                        OutboxEntry.id,
+                        OutboxEntry.entity_type,
+                        OutboxEntry.entity_id,
+                        OutboxEntry.payload,
+                    )
                     .where(OutboxEntry.id > self._last)
                     .order_by(OutboxEntry.id)
                     .limit(BATCH)
                 )
             ).all()
             fresh = [r for r in rows if r[0] not in self._delivered]
-            event_ids = [r[2] for r in fresh if r[1] == "incident_event"]
+            snapshots = {r[2]: r[3] for r in fresh if r[1] == "incident_event"}
+            event_ids = list(snapshots)
             events = list(
                 await session.scalars(
                     sa.select(IncidentEvent)
@@ -128,7 +142,15 @@ class EventDispatcher:
                 )
             }
         for event in events:
-            message = EventMessage(event=event, incident=incidents[event.incident_id])
+            incident = incidents[event.incident_id]
+            then = snapshots[event.id] or {}
+            message = EventMessage(
+                event=event,
+                incident=incident,
+                # Rows written before events carried it: the incident as it is now.
+                priority=then.get("priority", incident.priority),
+                service_id=then.get("service_id", incident.service_id),
+            )
             for queue in list(self._subscribers):
                 try:
                     queue.put_nowait(message)

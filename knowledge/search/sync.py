@@ -31,6 +31,7 @@ from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.models import KnownError
 from knowledge.outbox.cursor import GapTracker, default_gap_timeout
 from knowledge.outbox.models import OutboxEntry
+from knowledge.retry_log import RetryLog
 from knowledge.search.documents import (
     Document,
     article_document,
@@ -160,6 +161,7 @@ class Indexer:
         self._needs_rebuild = False
         self._stopping = False
         self.last_error: str | None = None
+        self.retries = RetryLog(logger, "indexing")
         self.writer_lock = WriterLock(index.root)
 
     @property
@@ -201,9 +203,10 @@ class Indexer:
                 self._needs_rebuild = False
             await self.catch_up()
             self.last_error = None
+            self.retries.succeeded()
         except Exception as error:
             self.last_error = f"{type(error).__name__}: {error}"
-            logger.exception("indexing failed; will retry")
+            self.retries.failed(error)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -235,8 +238,8 @@ class Indexer:
             self._wake.clear()
             try:
                 await self._round()
-            except Exception:
-                logger.exception("taking part in indexing failed; will retry")
+            except Exception as error:
+                self.retries.failed(error)
 
     @property
     def gap_timeout(self) -> float:

@@ -8,7 +8,9 @@ after a crash, and the search index must catch up with it or be rebuilt from it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import json
 import shutil
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -466,16 +468,30 @@ def assert_clear_unavailable_error(reply: httpx.Response) -> None:
         assert internal not in reply.text
 
 
-async def websocket_close_code(server: Server, token: str) -> int | None:
-    """How the server ends a subscription websocket whose token comes in its headers."""
-    async with websockets.connect(
+def websocket(
+    server: Server, header_token: str | None = None, protocol: str = "graphql-transport-ws"
+) -> Any:
+    """A subscription websocket; with ``header_token``, authenticated in its handshake."""
+    headers = {} if header_token is None else {"Authorization": f"Bearer {header_token}"}
+    return websockets.connect(
         server.ws_url,
-        subprotocols=[Subprotocol("graphql-transport-ws")],
-        additional_headers={"Authorization": f"Bearer {token}"},
+        subprotocols=[Subprotocol(protocol)],
+        additional_headers=headers,
         open_timeout=REQUEST_TIMEOUT,
-    ) as ws:
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), REQUEST_TIMEOUT)
+    )
+
+
+async def send_connection_init(ws: websockets.ClientConnection, token: str) -> None:
+    """What every client sends first; the server may have closed the websocket already."""
+    message = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+    with contextlib.suppress(websockets.ConnectionClosed):
+        await ws.send(json.dumps(message))
+
+
+async def close_code(ws: websockets.ClientConnection) -> int | None:
+    """How the server ends the websocket; a server that leaves it open fails the test."""
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), REQUEST_TIMEOUT)
     return closed.value.rcvd.code if closed.value.rcvd else None
 
 
@@ -483,10 +499,27 @@ async def test_a_database_outage_fails_requests_fast_and_clearly_and_heals_witho
     outage_site: tuple[PrivateCluster, Deployment],
 ) -> None:
     cluster, site = outage_site
+    # A token the server has never seen, so not in its token cache: checking it needs
+    # the database. The site's own token is cached by the report below.
+    db = Database(site.env["KNOWNFIX_DATABASE_URL"])
+    try:
+        unseen = (await Accounts(db).create(Role.VIEWER, "vera")).token
+    finally:
+        await db.dispose()
     report = {"input": {"title": "Probe zorblbefore is down"}}
-    async with site.serving() as server, client(server, site.token) as api:
+    async with (
+        site.serving() as server,
+        client(server, site.token) as api,
+        contextlib.AsyncExitStack() as websockets_open,
+    ):
         assert (await ready(server)).status_code == 200
         assert (await api.data(REPORT_INCIDENT, report))["reportIncident"]["id"]
+        # Handshakes made while the database answered; their connection_init comes during
+        # the outage.
+        opened_before = [
+            await websockets_open.enter_async_context(websocket(server)) for _ in range(2)
+        ]
+        legacy = await websockets_open.enter_async_context(websocket(server, protocol="graphql-ws"))
 
         await cluster.stop()
 
@@ -500,9 +533,34 @@ async def test_a_database_outage_fails_requests_fast_and_clearly_and_heals_witho
             (CREATE_KNOWN_ERROR, {"input": {"title": "Probe zorbldown fails"}}),
         ):
             assert_clear_unavailable_error(await api.post(query, variables))
-        assert await websocket_close_code(server, site.token) == 1013  # "try again later"
+
+        # A subscription cannot be served: every websocket is closed with 1013 "try again
+        # later", whether its token was cached or not, and wherever the token came.
+        for token in (site.token, unseen):
+            async with websocket(server, header_token=token) as ws:
+                assert await close_code(ws) == 1013, "no connection_init sent"
+            async with websocket(server) as ws:
+                await send_connection_init(ws, token)
+                assert await close_code(ws) == 1013
+        for ws, token in zip(opened_before, (site.token, unseen), strict=True):
+            await send_connection_init(ws, token)
+            assert await close_code(ws) == 1013
+        # The older graphql-ws protocol says why in a connection_error first.
+        await send_connection_init(legacy, unseen)
+        error = json.loads(await asyncio.wait_for(legacy.recv(), REQUEST_TIMEOUT))
+        assert error["type"] == "connection_error", error
+        assert error["payload"]["extensions"]["code"] == "DATABASE_UNAVAILABLE", error
+        assert await close_code(legacy) == 1013
         async with httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT) as http:
             assert (await http.get("/healthz")).status_code == 200  # the process itself is fine
+
+        async def said(*lines: str) -> bool:
+            return all(line in server.log for line in lines)
+
+        # The indexer and the event dispatcher retry every second, saying so once.
+        loops = ("indexing", "dispatching events")
+        outage = [f"{loop}: the database is unreachable" for loop in loops]
+        await within_deadline(lambda: said(*outage), "the background loops report the outage")
 
         await cluster.start()
 
@@ -517,4 +575,16 @@ async def test_a_database_outage_fails_requests_fast_and_clearly_and_heals_witho
             return await api.found("zorblafter", node_id, "known_error")
 
         await within_deadline(searchable, "a write after the outage is indexed")
+        healed = [f"{loop}: the database answers again" for loop in loops]
+        await within_deadline(lambda: said(*healed), "the background loops report the recovery")
+        async with websocket(server, header_token=site.token) as ws:
+            await send_connection_init(ws, site.token)
+            ack = json.loads(await asyncio.wait_for(ws.recv(), REQUEST_TIMEOUT))
+            assert ack["type"] == "connection_ack", "subscriptions work again"
         assert server.process.returncode is None, "the server kept running throughout"
+    # The outage was logged, a line at a time: no tracebacks, no ASGI crash.
+    assert "database unreachable while acknowledging a connection_init" in server.log
+    assert "Exception in ASGI application" not in server.log
+    assert "Traceback" not in server.log
+    for line in outage:
+        assert server.log.count(line) == 1, line

@@ -654,6 +654,50 @@ async def test_an_events_incident_is_as_it_is_after_that_event(
     assert second["incident"] == {"status": "ON_HOLD", "version": 3}  # is IN_PROGRESS, 2
 
 
+async def test_a_filter_judges_each_event_by_the_incident_as_that_event_left_it(
+    served: Served, desk: Desk, accounts: Accounts, reporter: Account, responder: Account
+) -> None:
+    """The dispatcher may read an event after the incident changed again (under load, or
+    a batch of events at once): a reclassification must not reach back to earlier events."""
+    manager = await accounts.create(Role.KNOWLEDGE_MANAGER)
+    payments = await desk.service(manager, "payments")
+    minor = await desk.report(reporter, "Minor", impact="LOW", urgency="LOW")  # P5
+    major = await desk.report(
+        reporter, "Major", impact="HIGH", urgency="HIGH", serviceId=payments
+    )  # P1
+    pressing = {"filter": {"maxPriority": 2}}
+    of_payments = {"filter": {"serviceId": payments}}
+    async with (
+        subscribed(served, responder.token, EVENTS, pressing) as by_priority,
+        subscribed(served, responder.token, EVENTS, of_payments) as by_service,
+    ):
+        async with served.app.state.events.paused():  # one batch, read after all of it
+            minor = await desk.change_status(responder, minor, "IN_PROGRESS")  # still P5
+            await desk.classify(responder, minor, impact="HIGH", urgency="HIGH", serviceId=payments)
+            major = await desk.change_status(responder, major, "IN_PROGRESS")  # still P1
+            await desk.classify(responder, major, impact="LOW", urgency="LOW")  # now P5
+        # Stop marker: a pressing incident of payments, which both filters let through.
+        await desk.report(reporter, "Marker", impact="HIGH", urgency="HIGH", serviceId=payments)
+        heard = {"priority": [await by_priority.next() for _ in range(3)]}
+        heard["service"] = [await by_service.next() for _ in range(4)]
+
+    def seen(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        names = {minor["id"]: "minor", major["id"]: "major"}
+        return [(e["kind"], names.get(e["incident"]["id"], "marker")) for e in events]
+
+    assert seen(heard["priority"]) == [
+        ("CLASSIFIED", "minor"),  # not its status change, made while it was P5
+        ("STATUS_CHANGED", "major"),  # made while it was P1, though P5 by the time it was read
+        ("REPORTED", "marker"),
+    ]
+    assert seen(heard["service"]) == [
+        ("CLASSIFIED", "minor"),  # not its status change, made before it was in payments
+        ("STATUS_CHANGED", "major"),
+        ("CLASSIFIED", "major"),  # still in payments
+        ("REPORTED", "marker"),
+    ]
+
+
 async def test_the_incident_subscription_shows_the_current_timeline(
     served: Served, desk: Desk, reporter: Account, responder: Account
 ) -> None:
