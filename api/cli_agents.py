@@ -57,14 +57,36 @@ async def principal_from_env(db: Database) -> Principal:
 
 
 async def open_fresh_index(db: Database, settings: Settings) -> SearchIndex:
-    """The index, caught up with the database (built first if it is missing or broken).
-
-    Applying outbox rows twice is harmless, so this may run beside a server; if the
-    index cannot be written (another writer held it too long, a read-only folder),
-    the search goes on with what the index has, and a warning says so.
-    """
+    """The index, caught up with the database (built first if it is missing or broken),
+    or, while a server writes it, as that server has it."""
     index = SearchIndex(settings.index_dir)
-    indexer = Indexer(db, index)
+    await refresh_index(Indexer(db, index))
+    return index
+
+
+async def refresh_index(indexer: Indexer) -> None:
+    """Bring the index up to date if nobody else writes it; otherwise open what is there.
+
+    Only the holder of the directory's ``WriterLock`` may write it: opening an index
+    it cannot read (a deploy changed the schema version) makes a new generation and
+    deletes the others, which must never happen under a running server. So a
+    command takes the lock only if it is free, and releases it when done: the
+    server's indexer tries the lock on every round, and a command holding it
+    longer would stop the server indexing. When a server holds it, the server
+    keeps the index current, and searches follow its generations by themselves.
+    Applying outbox rows twice is harmless; if the index cannot be written (a
+    read-only folder, Whoosh's own lock held too long), the search goes on with
+    what the index has, and a warning says so.
+    """
+    index, lock = indexer.index, indexer.writer_lock
+    if not await asyncio.to_thread(lock.acquire):
+        if index.is_open or await asyncio.to_thread(index.open_existing):
+            return
+        holder = lock.holder()
+        raise DomainError(
+            f"the search index in {index.root} is being built by "
+            f"{f'process {holder}' if holder else 'another process'}; try again shortly"
+        )
     try:
         if await asyncio.to_thread(index.open):
             await indexer.catch_up()
@@ -74,7 +96,8 @@ async def open_fresh_index(db: Database, settings: Settings) -> SearchIndex:
         if not index.is_open:
             raise DomainError(f"cannot open the search index in {index.root}: {error}") from None
         _err(f"knownfix: warning: the search index may be behind the database: {error}")
-    return index
+    finally:
+        lock.release()
 
 
 def _print_json(value: dict[str, Any]) -> None:

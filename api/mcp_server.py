@@ -49,7 +49,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import plain
-from api.cli_agents import TOKEN_VARIABLE, open_fresh_index, principal_from_env
+from api.cli_agents import TOKEN_VARIABLE, principal_from_env, refresh_index
 from api.relay import decode_global_id
 from knowledge.accounts.principal import Principal
 from knowledge.accounts.roles import Role
@@ -178,11 +178,13 @@ class Runtime:
         db = Database(settings.database_url)
         try:
             started_as = await principal_from_env(db)
-            index = await open_fresh_index(db, settings)
+            index = SearchIndex(settings.index_dir)
+            indexer = Indexer(db, index)
+            await refresh_index(indexer)
         except BaseException:
             await db.dispose()
             raise
-        return cls(db, index, Indexer(db, index), started_as)
+        return cls(db, index, indexer, started_as)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.index.close)
@@ -193,9 +195,10 @@ class Runtime:
         return await principal_from_env(self.db)
 
     async def fresh_index(self) -> SearchIndex:
-        """The index with everything committed so far; if it cannot be written, as it is."""
+        """The index with everything committed so far (or as the server writing it has it);
+        if it cannot be written, as it is."""
         try:
-            await self.indexer.catch_up()
+            await refresh_index(self.indexer)
         except Exception as error:
             logger.warning("the search index may be behind the database: %s", error)
         return self.index

@@ -94,7 +94,3 @@ class TokenCache:
         self.generation += 1
         for key in [k for k, e in self._entries.items() if e.principal.user_id == user_id]:
             del self._entries[key]
-
-    def clear(self) -> None:
-        self.generation += 1
-        self._entries.clear()

@@ -41,9 +41,23 @@ CONNECT_TIMEOUT = 10.0
 FIRST_BACKOFF = 0.5
 
 
+# Query options SQLAlchemy's asyncpg dialect takes for itself (``AsyncAdapt_asyncpg_dbapi
+# .connect`` in sqlalchemy/dialects/postgresql/asyncpg.py) and never passes to asyncpg.
+# asyncpg would send them to the server as settings, which refuses them (behind
+# PgBouncer, URLs carry ``prepared_statement_cache_size=0``).
+DIALECT_OPTIONS = frozenset(
+    {"prepared_statement_cache_size", "prepared_statement_name_func", "async_creator_fn"}
+)
+
+
 def asyncpg_dsn(database_url: str) -> str:
     """The SQLAlchemy URL (``postgresql+asyncpg://...``) as a libpq DSN asyncpg takes."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return (
+        make_url(database_url)
+        .difference_update_query(DIALECT_OPTIONS)
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
 
 
 class OutboxListener:

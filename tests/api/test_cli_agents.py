@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from knowledge.incidents.models import Level, ResolutionCode
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.service import KnownErrorDraft
 from knowledge.search.query import MAX_QUERY_LENGTH
+from knowledge.search.writer_lock import WriterLock
 from tests.api.test_cli import knownfix
 from tests.support import Account, Accounts
 
@@ -335,3 +337,66 @@ def test_text_never_carries_control_characters_to_the_terminal() -> None:
     assert "\x07" not in text
     assert "\r" not in text
     assert "(not visible to you)" in text
+
+
+# --- sharing the index with a server ----------------------------------------------------
+
+
+def index_files(root: Path) -> dict[str, int]:
+    """Every file of every generation, with its size: a write adds or grows one."""
+    return {
+        str(path.relative_to(root)): path.stat().st_size
+        for path in sorted(root.glob("gen-*/**/*"))
+        if path.is_file()
+    }
+
+
+def generations(root: Path) -> list[str]:
+    return sorted(path.name for path in root.glob("gen-*"))
+
+
+@pytest.fixture
+def server_lock(world: World, tmp_path: Path) -> Iterator[WriterLock]:
+    """The index directory's writer lock, held as a running server holds it (a real
+    ``flock``: two locks on one file exclude each other within a process too)."""
+    lock = WriterLock(tmp_path / "cli-index")
+    yield lock
+    lock.release()
+
+
+async def test_search_leaves_the_index_to_the_server_that_writes_it(
+    world: World, db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    server_lock: WriterLock,
+) -> None:  # fmt: skip
+    root = tmp_path / "cli-index"
+    await run_json(capsys, "search", "quota")  # no server yet: the command builds the index
+    assert server_lock.acquire(), "the command gave the lock back when it was done"
+    before = index_files(root)
+    await publish(db, "Kerberos clock skew", "## Resolution\nSync NTP.", slug="kerberos-skew")
+
+    found = await run_json(capsys, "search", "quota")
+
+    assert found["total"] == 3
+    assert index_files(root) == before, "the command wrote an index the server writes"
+
+
+async def test_search_never_replaces_an_index_the_server_is_rebuilding(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], server_lock: WriterLock
+) -> None:
+    """What a deploy that changes the index schema looks like to a command: the current
+    generation is unreadable to it, and the server is writing the new one."""
+    root = tmp_path / "cli-index"
+    await run_json(capsys, "search", "quota")
+    (root / "gen-unreadable").mkdir()
+    (root / "current").unlink()
+    (root / "current").symlink_to("gen-unreadable")
+    assert server_lock.acquire()
+    before = generations(root)
+
+    assert await knownfix("search", "quota") == 1
+    assert "is being built by" in capsys.readouterr().err
+    assert generations(root) == before
+
+    server_lock.release()  # the server is gone: now the command rebuilds it
+    assert (await run_json(capsys, "search", "quota"))["total"] == 3
+    assert "gen-unreadable" not in generations(root)

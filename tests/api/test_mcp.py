@@ -36,7 +36,8 @@ from knowledge.incidents import service as incidents
 from knowledge.incidents.models import Level, ResolutionCode
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.service import KnownErrorDraft
-from tests.api.test_cli_agents import publish
+from knowledge.search.writer_lock import WriterLock
+from tests.api.test_cli_agents import index_files, publish
 from tests.conftest import empty
 from tests.support import Account, Accounts
 
@@ -573,3 +574,29 @@ async def test_an_unexpected_failure_is_logged_not_shown(
     }
     assert "hunter2" not in json.dumps(result.model_dump(mode="json"))
     assert "hunter2" in caplog.text
+
+
+async def test_while_a_server_writes_the_index_the_tools_only_search_it(
+    runtime: tuple[Runtime, Account], world: World
+) -> None:
+    """A ``knownfix serve`` on the host holds the index's writer lock; the MCP server
+    must not write beside it, but takes over the writing once it is gone."""
+    rt, _ = runtime
+    root = rt.index.root
+    server = WriterLock(root)  # a real flock, as a serving process holds it
+    assert server.acquire(), "the MCP server holds the lock only while it writes"
+    try:
+        before = index_files(root)
+        slug = f"wombat-{uuid.uuid4().hex}"
+        await publish(world.database, "Wombat queue stalls", "Restart the consumer.", slug=slug)
+
+        found = await call(rt, "search_knowledge", {"query": "disk quota"})
+
+        assert not found.is_error
+        assert found.structured_content["hits"], "it searches what the server wrote"
+        assert index_files(root) == before, "it wrote an index the server writes"
+    finally:
+        server.release()
+
+    found = await call(rt, "search_knowledge", {"query": "wombat"})
+    assert [h["ref"] for h in found.structured_content["hits"]] == [slug]

@@ -19,7 +19,7 @@ from knowledge.outbox.listener import APPLICATION_NAME, OutboxListener, asyncpg_
 from tests.conftest import TEST_DATABASE_URL
 from tests.knowledge.search.support import publish
 
-pytestmark = pytest.mark.skipif(
+postgres_only = pytest.mark.skipif(
     not TEST_DATABASE_URL, reason="LISTEN/NOTIFY is PostgreSQL's; SQLite serves one host"
 )
 
@@ -88,6 +88,33 @@ def test_the_dsn_keeps_everything_but_the_driver() -> None:
     assert dsn == "postgresql://kf:s3cret@db.internal:6543/knownfix?ssl=require"
 
 
+def test_the_dsn_drops_what_only_sqlalchemys_dialect_understands() -> None:
+    """asyncpg would send these to the server as settings, and it refuses them."""
+    dsn = asyncpg_dsn(
+        "postgresql+asyncpg://kf@db.internal/knownfix?prepared_statement_cache_size=0"
+        "&ssl=require&prepared_statement_name_func=tests.names"
+    )
+    assert dsn == "postgresql://kf@db.internal/knownfix?ssl=require"
+
+
+@postgres_only
+async def test_the_listener_hears_through_a_url_made_for_pgbouncer(db: Database) -> None:
+    separator = "&" if "?" in db.url else "?"
+    woken = Woken()
+    listener = OutboxListener(
+        f"{db.url}{separator}prepared_statement_cache_size=0", [woken], max_backoff=0.1
+    )
+    await listener.start()
+    try:
+        await asyncio.wait_for(listener.listening.wait(), DEADLINE)
+        await woken.next()
+        await publish(db, LEMUR)
+        await woken.next()
+    finally:
+        await listener.stop()
+
+
+@postgres_only
 async def test_a_committed_outbox_row_wakes_the_listener(
     db: Database, listening: tuple[OutboxListener, Woken]
 ) -> None:
@@ -97,6 +124,7 @@ async def test_a_committed_outbox_row_wakes_the_listener(
     await woken.next()
 
 
+@postgres_only
 async def test_a_killed_connection_is_replaced_and_hears_again(
     db: Database, listening: tuple[OutboxListener, Woken]
 ) -> None:
@@ -115,6 +143,7 @@ async def test_a_killed_connection_is_replaced_and_hears_again(
     await woken.next()
 
 
+@postgres_only
 async def test_stopping_closes_the_connection(db: Database) -> None:
     listener = OutboxListener(db.url, [])
     await listener.start()
@@ -127,6 +156,7 @@ async def test_stopping_closes_the_connection(db: Database) -> None:
             await asyncio.sleep(0.05)
 
 
+@postgres_only
 async def test_an_unreachable_database_is_retried_without_failing_the_start(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
