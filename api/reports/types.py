@@ -14,6 +14,7 @@ from api.articles.types import ArticleType
 from api.catalog.types import ServiceType
 from api.context import Context
 from api.incidents.types import IncidentType
+from api.limits import COST, REPORT_SECTION_COST
 from api.loaders import load_one
 from api.relay import to_global_id
 from api.reports.inputs import TopArticleOrder
@@ -214,7 +215,10 @@ class KnowledgeReportType:
     def stale_after_days(self) -> int:
         return self.scope.stale_after_days
 
-    @strawberry.field(description="Uncovered resolved incidents, grouped into problems.")
+    @strawberry.field(
+        description="Uncovered resolved incidents, grouped into problems.",
+        metadata={COST: REPORT_SECTION_COST},
+    )
     async def knowledge_gaps(
         self, info: strawberry.Info[Context], first: int | None = 20
     ) -> KnowledgeGapsType:
@@ -279,7 +283,8 @@ class KnowledgeReportType:
     @strawberry.field(
         description="Pairs of published articles that may be duplicates, the strongest "
         "overlap first: shared signatures over the whole knowledge base, similar text for "
-        "articles edited in the window (each compared with its closest matches in the index)."
+        "articles edited in the window (each compared with its closest matches in the index).",
+        metadata={COST: REPORT_SECTION_COST},
     )
     async def possible_duplicates(
         self, info: strawberry.Info[Context], first: int | None = 20
