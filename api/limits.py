@@ -50,6 +50,7 @@ from graphql.validation.validate import ValidationAbortedError
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from knowledge.config import Settings
 from knowledge.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -59,6 +60,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Any]
 # What a list without a page size is assumed to hold, for the cost estimate.
 LIST_ESTIMATE = DEFAULT_PAGE_SIZE
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
+# A field whose resolver does far more work than the objects it returns says so in its
+# strawberry metadata, ``metadata={COST: n}``: n objects' worth, counted once per time
+# the field is selected, so aliases of it add up.
+COST = "knownfix.cost"
+# What a report section that queries the search index or compares hundreds of texts
+# weighs: two of them fit under the default maxQueryCost (100,000) beside the rest of a
+# report, a third does not. A server with a lower maxQueryCost refuses the full report.
+REPORT_SECTION_COST = 40_000
 # graphql-core's parser gives up with this when the document outgrows its recursion.
 NESTED_TOO_DEEPLY = "Document is nested too deeply"
 
@@ -254,7 +263,15 @@ class _Analysis:
         inner = self.selections(
             node.selection_set, get_named_type(definition.type), child_page, level + 1
         )
-        return Measure(1 + inner.depth, aliases + inner.aliases, count * (1 + inner.cost))
+        own = self.weight(definition.extensions)
+        return Measure(1 + inner.depth, aliases + inner.aliases, own + count * (1 + inner.cost))
+
+    @staticmethod
+    def weight(extensions: dict[str, Any] | None) -> int:
+        """The field's own ``COST`` from its strawberry definition; 0 for most fields."""
+        field = (extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        metadata = getattr(field, "metadata", None) or {}
+        return int(metadata.get(COST, 0))
 
     @staticmethod
     def page_size(node: FieldNode, default: Any) -> int | None:

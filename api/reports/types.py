@@ -14,6 +14,7 @@ from api.articles.types import ArticleType
 from api.catalog.types import ServiceType
 from api.context import Context
 from api.incidents.types import IncidentType
+from api.limits import COST, REPORT_SECTION_COST
 from api.loaders import load_one
 from api.relay import to_global_id
 from api.reports.inputs import TopArticleOrder
@@ -166,7 +167,9 @@ class DuplicateArticlesType:
         description="1.0 for a shared signature, else the text similarity."
     )
     text_similarity: float | None = strawberry.field(
-        description="Cosine of the two texts' TF-IDF vectors; null without a search index."
+        description="Cosine of the two texts' TF-IDF vectors; null when they were not "
+        "compared: without a search index, or for a pair found by a shared signature alone "
+        "(overlap 1.0 already)."
     )
     shared_signatures: list[str]
     reasons: list[str]
@@ -214,7 +217,11 @@ class KnowledgeReportType:
     def stale_after_days(self) -> int:
         return self.scope.stale_after_days
 
-    @strawberry.field(description="Uncovered resolved incidents, grouped into problems.")
+    @strawberry.field(
+        description="Uncovered resolved incidents, grouped into problems. Costs 40,000 "
+        "toward maxQueryCost.",
+        metadata={COST: REPORT_SECTION_COST},
+    )
     async def knowledge_gaps(
         self, info: strawberry.Info[Context], first: int | None = 20
     ) -> KnowledgeGapsType:
@@ -278,8 +285,10 @@ class KnowledgeReportType:
 
     @strawberry.field(
         description="Pairs of published articles that may be duplicates, the strongest "
-        "overlap first: shared signatures over the whole knowledge base, similar text for "
-        "articles edited in the window (each compared with its closest matches in the index)."
+        "overlap first: shared signatures over the whole knowledge base (the first 200 "
+        "pairs by article id), similar text for articles edited in the window (each compared "
+        "with its closest matches in the index). Costs 40,000 toward maxQueryCost.",
+        metadata={COST: REPORT_SECTION_COST},
     )
     async def possible_duplicates(
         self, info: strawberry.Info[Context], first: int | None = 20

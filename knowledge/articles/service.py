@@ -274,6 +274,23 @@ async def services_of(
     return grouped(rows)
 
 
+async def votes_of(
+    *, session: AsyncSession, where: Sequence[sa.ColumnElement[bool]]
+) -> dict[int, tuple[int, int]]:
+    """(helpful, unhelpful) votes per article among the feedback ``where`` selects: one
+    query for an article's stats and the performance report, so both count alike."""
+    rows = await session.execute(
+        sa.select(
+            ArticleFeedback.article_id,
+            sa.func.sum(sa.case((ArticleFeedback.helpful, 1), else_=0)),
+            sa.func.sum(sa.case((ArticleFeedback.helpful, 0), else_=1)),
+        )
+        .where(*where)
+        .group_by(ArticleFeedback.article_id)
+    )
+    return {article_id: (int(good or 0), int(bad or 0)) for article_id, good, bad in rows}
+
+
 async def stats_of(*, session: AsyncSession, article_ids: Sequence[int]) -> dict[int, ArticleStats]:
     ids = set(article_ids)
     views = dict(
@@ -283,17 +300,7 @@ async def stats_of(*, session: AsyncSession, article_ids: Sequence[int]) -> dict
             )
         ).all()
     )
-    votes = (
-        await session.execute(
-            sa.select(
-                ArticleFeedback.article_id,
-                sa.func.sum(sa.case((ArticleFeedback.helpful, 1), else_=0)),
-                sa.func.sum(sa.case((ArticleFeedback.helpful, 0), else_=1)),
-            )
-            .where(ArticleFeedback.article_id.in_(ids))
-            .group_by(ArticleFeedback.article_id)
-        )
-    ).all()
+    helpful = await votes_of(session=session, where=[ArticleFeedback.article_id.in_(ids)])
     resolved = (
         await session.execute(
             sa.select(IncidentLink.article_id, sa.func.count(sa.distinct(IncidentLink.incident_id)))
@@ -304,7 +311,6 @@ async def stats_of(*, session: AsyncSession, article_ids: Sequence[int]) -> dict
             .group_by(IncidentLink.article_id)
         )
     ).all()
-    helpful = {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in votes}
     resolved_counts = {row[0]: int(row[1]) for row in resolved}
     return {
         article_id: ArticleStats(

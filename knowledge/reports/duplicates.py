@@ -19,6 +19,14 @@ An article edited in the window is compared with the whole knowledge base, so a
 new article that repeats an old one shows up; two old articles that have not
 changed were reported in the window they were written. Pairs rank by overlap:
 1.0 for a shared signature, else the text cosine.
+
+Only the text candidates get TF-IDF vectors (``MAX_SOURCES * CANDIDATES`` pairs at
+most): a pair found by a signature alone already scores 1.0, so its texts are not
+compared and its similarity is None. Signature pairs are many on a large knowledge
+base, so only the first ``MAX_SIGNATURE_PAIRS`` in the report's own order (lowest ids
+first, as they tie at 1.0) are loaded: twice the longest page, so the page holds the
+same pairs as without the cap unless half of them are hidden from the reader. A pair
+the text route finds keeps its shared signatures whether or not it made the cap.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge.articles import service as articles
 from knowledge.articles.models import Article, ArticleStatus
-from knowledge.reports.scope import ReportScope, check_items, require_reader
+from knowledge.reports.scope import MAX_ITEMS, ReportScope, check_items, require_reader
 from knowledge.search import service as search
 from knowledge.search.documents import parse_key
 from knowledge.search.index import SearchIndex
@@ -47,6 +55,7 @@ MAX_SOURCES = 50
 CANDIDATES = 5
 QUERY_TERMS = 6  # the rarest words of a title tell it apart; more only cost time
 MAX_PER_SIGNATURE = 10
+MAX_SIGNATURE_PAIRS = 2 * MAX_ITEMS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,7 +63,8 @@ class DuplicatePair:
     first: Article  # the older of the two (lower id)
     second: Article
     overlap: float
-    text_similarity: float | None  # None when there was no index to compare text with
+    # None when the texts were not compared: no index, or a pair found by signature only
+    text_similarity: float | None
     shared_signatures: list[str]
 
     @property
@@ -133,10 +143,10 @@ async def possible_duplicates(
     for signature, ids in by_signature.items():
         for pair in itertools.combinations(sorted(set(ids))[:MAX_PER_SIGNATURE], 2):
             shared[pair].append(signature)
-    text = index is not None and index.is_open
-    candidates = set(shared)
-    if text and index is not None:
-        candidates |= await _text_candidates(session, scope, index)
+    text_pairs: set[tuple[int, int]] = set()
+    if index is not None and index.is_open:
+        text_pairs = await _text_candidates(session, scope, index)
+    candidates = set(sorted(shared)[:MAX_SIGNATURE_PAIRS]) | text_pairs
     if not candidates:
         return []
     rows = await articles.by_ids(
@@ -145,11 +155,12 @@ async def possible_duplicates(
     rows = {i: a for i, a in rows.items() if a.status is ArticleStatus.PUBLISHED}
     pairs = sorted(p for p in candidates if p[0] in rows and p[1] in rows)
     similarity: dict[tuple[int, int], float] = {}
-    if text and index is not None:
-        ids = sorted({i for p in pairs for i in p})
+    compared = [p for p in pairs if p in text_pairs]
+    if compared and index is not None:
+        ids = sorted({i for p in compared for i in p})
         vectors = await asyncio.to_thread(search.term_vectors, index, [_text(rows[i]) for i in ids])
         by_id = dict(zip(ids, vectors, strict=True))
-        similarity = {p: search.cosine(by_id[p[0]], by_id[p[1]]) for p in pairs}
+        similarity = {p: search.cosine(by_id[p[0]], by_id[p[1]]) for p in compared}
     found = []
     for pair in pairs:
         cosine = similarity.get(pair)

@@ -36,7 +36,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge.articles import service as articles
 from knowledge.articles.models import Article, ArticleFeedback, ArticleStatus
-from knowledge.incidents.metrics import time_to_restore
 from knowledge.incidents.models import Incident, IncidentLink, LinkRelation
 from knowledge.reports.coverage import resolved_in, uncovered_in
 from knowledge.reports.scope import ReportScope, check_items, require_reader
@@ -112,43 +111,33 @@ async def poor_performers(
             .group_by(IncidentLink.article_id, IncidentLink.relation)
         )
     ).all()
-    shown = dict(
-        (
-            await session.execute(
-                sa.select(
-                    IncidentLink.article_id, sa.func.count(sa.distinct(IncidentLink.incident_id))
-                )
-                .where(in_window, IncidentLink.relation.in_(SHOWN))
-                .group_by(IncidentLink.article_id)
-            )
-        ).all()
-    )
-    votes = (
-        await session.execute(
-            sa.select(
-                ArticleFeedback.article_id,
-                sa.func.sum(sa.case((ArticleFeedback.helpful, 1), else_=0)),
-                sa.func.sum(sa.case((ArticleFeedback.helpful, 0), else_=1)),
-            )
-            .where(
-                ArticleFeedback.created_at >= scope.start,
-                ArticleFeedback.created_at < scope.end,
-                ArticleFeedback.article_id.in_(published),
-            )
-            .group_by(ArticleFeedback.article_id)
+    shown = {
+        article_id: int(n)
+        for article_id, n in await session.execute(
+            sa.select(IncidentLink.article_id, sa.func.count(sa.distinct(IncidentLink.incident_id)))
+            .where(in_window, IncidentLink.relation.in_(SHOWN))
+            .group_by(IncidentLink.article_id)
         )
-    ).all()
+        if article_id is not None  # in_window keeps article links only
+    }
+    helpful = await articles.votes_of(
+        session=session,
+        where=[
+            ArticleFeedback.created_at >= scope.start,
+            ArticleFeedback.created_at < scope.end,
+            ArticleFeedback.article_id.in_(published),
+        ],
+    )
     counts: dict[int | None, collections.Counter[LinkRelation]] = collections.defaultdict(
         collections.Counter
     )
     for article_id, relation, n in per_relation:
         counts[article_id][relation] = int(n)
-    helpful = {a: (int(h or 0), int(u or 0)) for a, h, u in votes}
     tallies: list[dict[str, Any]] = []
     for article_id in set(shown) | set(helpful):
         c = counts[article_id]
         good, bad = helpful.get(article_id, (0, 0))
-        times, rejected = int(shown.get(article_id, 0)), c[LinkRelation.REJECTED]
+        times, rejected = shown.get(article_id, 0), c[LinkRelation.REJECTED]
         if (times >= MIN_SHOWN and rejected >= REJECTION_FLAG * times) or (
             good + bad >= MIN_VOTES and good < HELPFUL_FLAG * (good + bad)
         ):
@@ -232,7 +221,13 @@ async def top_articles(
     size = check_items(first)
     rows = (
         await session.execute(
-            sa.select(IncidentLink.article_id, Incident)
+            sa.select(
+                IncidentLink.article_id,
+                Incident.id,
+                Incident.category,
+                Incident.detected_at,
+                Incident.resolved_at,
+            )
             .join(Incident, Incident.id == IncidentLink.incident_id)
             .where(
                 IncidentLink.relation == LinkRelation.RESOLVED_BY,
@@ -244,17 +239,19 @@ async def top_articles(
     if not rows:
         return []
     by_category, overall = await baselines(session=session, scope=scope)
-    resolved: dict[int, dict[int, Incident]] = collections.defaultdict(dict)
-    for article_id, incident in rows:
+    # incident id -> (category, seconds to restore), per article; only the columns the
+    # ranking needs, since a window may hold a year of resolutions
+    resolved: dict[int, dict[int, tuple[str | None, float]]] = collections.defaultdict(dict)
+    for article_id, incident_id, category, detected_at, resolved_at in rows:
         if article_id is not None:
-            resolved[article_id][incident.id] = incident
+            restored = 0.0 if resolved_at is None else (resolved_at - detected_at).total_seconds()
+            resolved[article_id][incident_id] = (category, max(0.0, restored))
     ranked = []
     for article_id, incidents in resolved.items():
         saved, times = 0.0, []
-        for incident in incidents.values():
-            seconds = max(0.0, time_to_restore(incident) or 0.0)
+        for category, seconds in incidents.values():
             times.append(seconds)
-            baseline = by_category.get(incident.category or "", overall)
+            baseline = by_category.get(category or "", overall)
             if baseline is not None:
                 saved += max(0.0, baseline - seconds)
         ranked.append((article_id, len(incidents), saved, _median(times)))

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 
 from api.relay import parse_global_id
 from knowledge.accounts.roles import Role
+from knowledge.config import Settings
 from knowledge.db import Database
 from knowledge.incidents.models import LinkRelation
 from tests.api.test_dataloaders import counting_statements
@@ -243,6 +244,28 @@ async def test_every_section_bounds_its_length(
     assert refused.errors[0]["extensions"]["field"] == f"{section}.first"
     allowed = await client(query, {"window": WINDOW, "first": 100}, token=manager.token)
     assert allowed.data["knowledgeReport"] is not None
+
+
+async def test_expensive_sections_cannot_be_repeated_through_aliases(
+    client: GraphQLClient, seed: Seed, manager: Account
+) -> None:
+    """Each gaps or duplicates section may query the index fifty times: one full report
+    fits the default query budget, the same sections asked twice over do not."""
+    await seed.incident("Outage")
+    again = "again: possibleDuplicates { overlap } gapsAgain: knowledgeGaps { totalGaps }"
+    repeated = REPORT.replace("topArticles(first: $first)", again + " topArticles(first: $first)")
+
+    allowed = await client(REPORT, {"window": WINDOW}, token=manager.token)
+    refused = await client(repeated, {"window": WINDOW}, token=manager.token)
+
+    assert allowed.data["knowledgeReport"]["knowledgeGaps"]["uncoveredIncidents"] == 1
+    assert refused.body.get("data") is None, "a refused report must not run at all"
+    [error] = refused.errors
+    assert (error["extensions"]["code"], error["extensions"]["limit"]) == (
+        "LIMIT_EXCEEDED",
+        "maxQueryCost",
+    )
+    assert error["extensions"]["actual"] > error["extensions"]["max"] == Settings().max_query_cost
 
 
 async def test_gap_incident_lists_are_bounded_too(

@@ -15,6 +15,7 @@ from graphql import get_introspection_query
 from graphql.validation import validation_context
 
 from api.app import create_app
+from api.limits import REPORT_SECTION_COST
 from knowledge.accounts.roles import Role
 from knowledge.config import ConfigError, Environment, Settings
 from knowledge.db import Database
@@ -265,6 +266,20 @@ async def test_the_default_cost_limit_refuses_lists_nested_in_lists(
     """
     error = limit_error(await client(fan_out), "maxQueryCost", Settings().max_query_cost)
     assert error["extensions"]["actual"] == 1 + 100 * (2 + 20 * (1 + 20 * (1 + 20)))
+
+
+WEIGHED_TWICE = """{ knowledgeReport(window: {start: "2026-02-01T00:00:00Z", end: "2026-03-01T00:00:00Z"})
+{ a: possibleDuplicates(first: 1) { overlap } b: possibleDuplicates(first: 1) { overlap } } }"""
+
+
+async def test_a_field_with_a_cost_of_its_own_counts_it_once_per_alias(
+    db: Database, settings: Settings
+) -> None:
+    """The duplicates section may query the index fifty times however few pairs it lists."""
+    once = REPORT_SECTION_COST + 1  # its weight, and the one pair it lists
+    async with app_client(db, settings, max_query_cost=2 * once) as client:
+        error = limit_error(await client(WEIGHED_TWICE), "maxQueryCost", 2 * once)
+        assert error["extensions"]["actual"] == 1 + 2 * once
 
 
 # -- page size -----------------------------------------------------------------------

@@ -27,12 +27,16 @@ from knowledge.incidents.models import (
     LinkRelation,
     ResolutionCode,
 )
+from knowledge.reports import duplicates
 from knowledge.reports import service as reports
 from knowledge.reports.performance import wilson_lower_bound
 from knowledge.reports.scope import ReportScope
+from knowledge.search import service as search
 from knowledge.search.index import SearchIndex
+from knowledge.search.service import term_vectors
 from knowledge.search.sync import Indexer
 from knowledge.suggestions import signatures
+from tests.api.test_dataloaders import counting_statements
 from tests.knowledge.search.support import running
 
 START = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
@@ -381,9 +385,16 @@ the pool saturation dashboard until waiting threads drop to zero.
 
 
 async def test_duplicates_pair_near_copies_and_shared_signatures_only(
-    db: Database, seed: Seed, indexer: Indexer
+    db: Database, seed: Seed, indexer: Indexer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     index = indexer.index
+    vectorised: list[int] = []  # how many texts each TF-IDF computation was given
+
+    def counted(index: SearchIndex, texts: list[str]) -> list[dict[str, float]]:
+        vectorised.append(len(texts))
+        return term_vectors(index, texts)
+
+    monkeypatch.setattr(search, "term_vectors", counted)
     original = await seed.article("Payments API timeouts: pool exhausted", RUNBOOK)
     copy = await seed.article(
         "Payments API timeouts from an exhausted pool", RUNBOOK.replace("one by one", "in turn")
@@ -414,6 +425,7 @@ async def test_duplicates_pair_near_copies_and_shared_signatures_only(
     recent = scope(start=now - dt.timedelta(days=1), end=now + dt.timedelta(days=1), now=now)
     async with db.read() as session:
         found = await reports.possible_duplicates(session=session, scope=recent, index=index)
+        compared_recently = list(vectorised)
         without_index = await reports.possible_duplicates(session=session, scope=recent, index=None)
         long_ago = await reports.possible_duplicates(session=session, scope=scope(), index=index)
 
@@ -434,7 +446,32 @@ async def test_duplicates_pair_near_copies_and_shared_signatures_only(
     assert [(d.first.id, d.second.id, d.text_similarity) for d in without_index] == [
         (shm_a, shm_b, None)
     ]
-    assert [(d.first.id, d.second.id) for d in long_ago] == [(shm_a, shm_b)]
+    # nothing was edited long ago: the signature pair stands alone, its texts not compared
+    assert [(d.first.id, d.second.id, d.text_similarity) for d in long_ago] == [
+        (shm_a, shm_b, None)
+    ]
+    assert long_ago[0].reasons == by_signature.reasons[:1]
+    assert vectorised == compared_recently, "no text vectors without text candidates"
+    assert len(compared_recently) == 1
+
+
+async def test_signature_pairs_are_capped_in_the_report_order(
+    db: Database, seed: Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(duplicates, "MAX_SIGNATURE_PAIRS", 4)
+    ids = [
+        await seed.article(f"Disk full {n}", error_signatures=["OSError: [Errno 28] No space left"])
+        for n in range(4)
+    ]
+
+    async with db.read() as session:
+        found = await reports.possible_duplicates(session=session, scope=scope(), index=None)
+
+    # six pairs share the signature; the four with the lowest ids are listed, as uncapped
+    assert [(d.first.id, d.second.id) for d in found] == [
+        (ids[0], ids[1]), (ids[0], ids[2]), (ids[0], ids[3]), (ids[1], ids[2])
+    ]  # fmt: skip
+    assert {d.overlap for d in found} == {1.0}
 
 
 # --- top articles --------------------------------------------------------------------
@@ -480,6 +517,27 @@ async def test_top_articles_by_incidents_resolved_and_downtime_saved(
     ]
     assert by_count[1].median_time_to_restore_seconds == 1.5 * HOUR
     assert [t.article.id for t in by_saving] == [fast_db, storage]
+
+
+async def test_top_articles_read_only_the_incident_columns_they_rank_by(
+    db: Database, seed: Seed
+) -> None:
+    """A window holds up to a year of resolutions: whole incident rows (their notes,
+    error text and description) would all be held in memory at once."""
+    fix = await seed.article("Fix")
+    incident = await seed.incident("Outage", hours=2, category="database", notes="x" * 10_000)
+    await seed.link(incident, fix, LinkRelation.RESOLVED_BY, feb(15))
+
+    with counting_statements(db) as statements:
+        async with db.read() as session:
+            found = await reports.top_articles(session=session, scope=scope())
+
+    assert [(t.article.id, t.incidents_resolved) for t in found] == [(fix, 1)]
+    assert found[0].median_time_to_restore_seconds == 2 * HOUR
+    [ranking] = [s for s in statements if "FROM incident_links JOIN incidents" in s]
+    selected = ranking.split("FROM")[0]
+    assert "resolution_notes" not in selected
+    assert "error_text" not in selected
 
 
 # --- the whole report ----------------------------------------------------------------
