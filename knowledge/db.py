@@ -9,9 +9,12 @@ failing with "database is locked" when a deferred read lock is upgraded
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
 import errno
 import socket
+import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -225,6 +228,9 @@ async def flush_or_conflict(session: AsyncSession, *, what: str, field: str | No
         ) from exc
 
 
+_writing: contextvars.ContextVar[bool] = contextvars.ContextVar("knownfix_writing", default=False)
+
+
 class Database:
     """The process's engine and its two kinds of transaction."""
 
@@ -241,6 +247,12 @@ class Database:
         self._write = async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False)
         # Called after every committed write transaction (e.g. to wake the indexer).
         self.on_commit: list[Callable[[], None]] = []
+        # SQLite has one writer at a time. This process's write transactions queue here,
+        # in order, rather than in BEGIN IMMEDIATE's busy loop, whose timeout fails them
+        # once a busy process has more than a few seconds of writes waiting. One lock
+        # per event loop: a lock belongs to the loop that first waits on it.
+        self._write_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
+        self._write_gates = weakref.WeakKeyDictionary()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -250,10 +262,25 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: commits on success, rolls back on any exception."""
-        async with self._write() as session, session.begin():
+        async with self._write_turn(), self._write() as session, session.begin():
             yield session
         for callback in self.on_commit:
             callback()
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        # A transaction opened inside another one skips the queue (it would wait for
+        # itself); SQLite then refuses it after its busy timeout, as it always did.
+        if not self.is_sqlite or _writing.get():
+            yield
+            return
+        gate = self._write_gates.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with gate:
+            token = _writing.set(True)
+            try:
+                yield
+            finally:
+                _writing.reset(token)
 
     async def ping(self) -> None:
         """Raise unless the database answers now (see ``is_unreachable`` for what an

@@ -1,15 +1,20 @@
-"""Telling a database outage from a failing statement."""
+"""Telling a database outage from a failing statement; queueing SQLite's writers."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import sqlite3
+from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from knowledge.db import is_unreachable
+from knowledge import db as db_module
+from knowledge.db import Database, is_unreachable
+from tests.conftest import TEST_DATABASE_URL
 
 
 def caused_by(cause: BaseException) -> Exception:
@@ -57,3 +62,30 @@ def test_an_unreachable_server_is_recognised(error: BaseException) -> None:
 )
 def test_a_failing_statement_or_a_local_file_error_is_not_an_outage(error: BaseException) -> None:
     assert not is_unreachable(error)
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL != "", reason="SQLite's single writer")
+async def test_sqlite_writers_of_one_process_queue_instead_of_timing_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no busy timeout at all, concurrent writers would fail at once with "database
+    # is locked"; queued in the process, every one of them commits, in turn.
+    monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_MS", 0)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}")
+    try:
+        async with db.transaction() as session:
+            await session.execute(sa.text("CREATE TABLE notes (n INTEGER)"))
+
+        async def write(n: int) -> None:
+            async with db.transaction() as session:
+                await session.execute(sa.text("INSERT INTO notes VALUES (:n)"), {"n": n})
+                # Give the other writers a turn to try while this one holds the lock.
+                await asyncio.sleep(0)
+                await session.execute(sa.text("SELECT count(*) FROM notes"))
+
+        await asyncio.gather(*(write(n) for n in range(20)))
+        async with db.read() as session:
+            written = list(await session.scalars(sa.text("SELECT n FROM notes ORDER BY n")))
+        assert written == list(range(20))
+    finally:
+        await db.dispose()
