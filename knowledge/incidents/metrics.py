@@ -50,9 +50,14 @@ class GroupMetrics:
 def time_to_restore(incident: Incident) -> float | None:
     """Seconds from detection to resolution (the "R" of MTTR); None while unresolved.
     Knowledge reports weigh gaps and savings in the same unit."""
-    if incident.resolved_at is None:
+    return seconds_to_restore(incident.detected_at, incident.resolved_at)
+
+
+def seconds_to_restore(detected_at: dt.datetime, resolved_at: dt.datetime | None) -> float | None:
+    """``time_to_restore`` from the two columns, for queries that load only those."""
+    if resolved_at is None:
         return None
-    return (incident.resolved_at - incident.detected_at).total_seconds()
+    return (resolved_at - detected_at).total_seconds()
 
 
 def _mean(values: list[float]) -> float | None:

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge.articles import service as articles
 from knowledge.articles.models import Article, ArticleFeedback, ArticleStatus
+from knowledge.incidents.metrics import seconds_to_restore
 from knowledge.incidents.models import Incident, IncidentLink, LinkRelation
 from knowledge.reports.coverage import resolved_in, uncovered_in
 from knowledge.reports.scope import ReportScope, check_items, require_reader
@@ -198,9 +199,9 @@ async def baselines(
     per: dict[str | None, list[float]] = collections.defaultdict(list)
     everything = []
     for category, detected, resolved in rows:
-        if resolved is None:
+        if (restored := seconds_to_restore(detected, resolved)) is None:
             continue
-        seconds = max(0.0, (resolved - detected).total_seconds())
+        seconds = max(0.0, restored)
         per[category].append(seconds)
         everything.append(seconds)
     by_category = {
@@ -244,7 +245,7 @@ async def top_articles(
     resolved: dict[int, dict[int, tuple[str | None, float]]] = collections.defaultdict(dict)
     for article_id, incident_id, category, detected_at, resolved_at in rows:
         if article_id is not None:
-            restored = 0.0 if resolved_at is None else (resolved_at - detected_at).total_seconds()
+            restored = seconds_to_restore(detected_at, resolved_at) or 0.0
             resolved[article_id][incident_id] = (category, max(0.0, restored))
     ranked = []
     for article_id, incidents in resolved.items():
