@@ -228,6 +228,19 @@ async def flush_or_conflict(session: AsyncSession, *, what: str, field: str | No
         ) from exc
 
 
+# A row of knowledge.numbering's counters table: no write transaction goes without it.
+DATA_VERSION_COUNTER = "data_version"
+_READ_DATA_VERSION = sa.text("SELECT value FROM counters WHERE name = :name").bindparams(
+    name=DATA_VERSION_COUNTER
+)
+
+
+async def _bump_data_version(session: AsyncSession) -> None:
+    from knowledge.numbering import next_number
+
+    await next_number(session, DATA_VERSION_COUNTER)
+
+
 _writing: contextvars.ContextVar[bool] = contextvars.ContextVar("knownfix_writing", default=False)
 
 
@@ -259,13 +272,36 @@ class Database:
         async with self._read() as session:
             yield session
 
+    def read_session(self) -> AsyncSession:
+        """A read session that the caller closes (to share one among several reads)."""
+        return self._read()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction: commits on success, rolls back on any exception."""
+        """A write transaction: commits on success, rolls back on any exception.
+
+        Its last statement moves the data version on (see ``data_version``), so the
+        change and the new version become visible together, to every process."""
         async with self._write_turn(), self._write() as session, session.begin():
             yield session
+            await session.flush()  # the counter's row lock last: held for one statement
+            await _bump_data_version(session)
         for callback in self.on_commit:
             callback()
+
+    async def data_version(self, session: AsyncSession | None = None) -> int:
+        """A number that every committed write transaction has increased, whichever
+        process made it: equal values mean that no write committed in between.
+
+        Read it before reading data: whatever is read afterwards is at least as new as
+        the version says (api/response_cache.py keys responses on it). In ``session``,
+        when given: on SQLite its later reads then see exactly that version."""
+        if session is not None:
+            value = (await session.execute(_READ_DATA_VERSION)).scalar()
+        else:
+            async with self.engine.connect() as connection:
+                value = (await connection.execute(_READ_DATA_VERSION)).scalar()
+        return int(value or 0)
 
     @asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:

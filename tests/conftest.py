@@ -24,7 +24,7 @@ from api.app import create_app
 from knowledge import migrate
 from knowledge.clock import ManualClock
 from knowledge.config import Environment, Settings
-from knowledge.db import Database, utcnow
+from knowledge.db import DATA_VERSION_COUNTER, Database, utcnow
 from knowledge.models import metadata
 from tests.support import Accounts, GraphQLClient
 
@@ -95,8 +95,12 @@ async def db(database: Database) -> AsyncIterator[Database]:
 
 
 async def empty(database: Database) -> None:
-    """Delete every row (module-scoped fixtures that share the database call this too)."""
+    """Delete every row (module-scoped fixtures that share the database call this too).
+
+    The data version goes on rising rather than back to zero: an app that outlives
+    the cleaning must not take the next test's data for what it cached before."""
     tables = [t.name for t in metadata.sorted_tables]
+    version = await database.data_version()
     async with database.engine.begin() as connection:
         if database.is_sqlite:
             for name in reversed(tables):
@@ -104,6 +108,10 @@ async def empty(database: Database) -> None:
         else:
             joined = ", ".join(f'"{name}"' for name in tables)
             await connection.execute(sa.text(f"TRUNCATE {joined} RESTART IDENTITY CASCADE"))
+        await connection.execute(
+            sa.text("INSERT INTO counters (name, value) VALUES (:name, :value)"),
+            {"name": DATA_VERSION_COUNTER, "value": version + 1},
+        )
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from knowledge import db as db_module
 from knowledge.db import Database, is_unreachable
+from knowledge.numbering import Counter
 from tests.conftest import TEST_DATABASE_URL
 
 
@@ -73,8 +74,10 @@ async def test_sqlite_writers_of_one_process_queue_instead_of_timing_out(
     monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_MS", 0)
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}")
     try:
-        async with db.transaction() as session:
-            await session.execute(sa.text("CREATE TABLE notes (n INTEGER)"))
+        async with db.engine.begin() as connection:
+            # Every write transaction raises the data version, kept in the counters table.
+            await connection.run_sync(Counter.__table__.create)
+            await connection.execute(sa.text("CREATE TABLE notes (n INTEGER)"))
 
         async def write(n: int) -> None:
             async with db.transaction() as session:
@@ -89,3 +92,30 @@ async def test_sqlite_writers_of_one_process_queue_instead_of_timing_out(
         assert written == list(range(20))
     finally:
         await db.dispose()
+
+
+async def test_every_committed_write_transaction_raises_the_data_version(db: Database) -> None:
+    before = await db.data_version()
+    async with db.transaction():
+        pass  # even one that changed nothing: the version is a promise, not a diff
+    assert await db.data_version() == before + 1
+
+    async def write_then_fail() -> None:
+        async with db.transaction() as session:
+            await session.execute(sa.text("DELETE FROM outbox"))
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        await write_then_fail()
+    assert await db.data_version() == before + 1
+
+
+async def test_another_engine_sees_the_version_a_write_committed(db: Database) -> None:
+    other = Database(db.url)
+    try:
+        before = await other.data_version()
+        async with db.transaction():
+            pass
+        assert await other.data_version() == before + 1
+    finally:
+        await other.dispose()
