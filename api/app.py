@@ -25,6 +25,7 @@ from api.context import Context, build_context
 from api.errors import RETRY_AFTER_SECONDS, database_unavailable
 from api.limits import BodyLimit
 from api.request_ids import RequestIdMiddleware, request_id_of
+from api.response_cache import CachedResponses, ResponseCache
 from api.schema import build_schema
 from api.token_cache import TokenCache
 from api.webhooks import alertmanager
@@ -82,7 +83,7 @@ class GraphQLView(GraphQL[Context, None]):
             raise json.JSONDecodeError(type(error).__name__, "", 0) from None
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        return build_context(
+        context = build_context(
             db=self.db,
             settings=self.settings,
             principal=request.scope["state"]["principal"],
@@ -94,7 +95,12 @@ class GraphQLView(GraphQL[Context, None]):
             response=response,
             request_id=request_id_of(request),
             token_cache=self.token_cache,
+            # Opened by CachedResponses for an HTTP request (never for a websocket).
+            request_session=request.scope["state"].get("session"),
         )
+        # The response cache asks the context, after the view, whether to keep the answer.
+        request.scope["state"]["context"] = context
+        return context
 
     async def on_ws_connect(self, context: Context) -> None:
         """Browsers cannot set websocket headers: accept the token in connection_init.
@@ -120,8 +126,9 @@ class GraphQLView(GraphQL[Context, None]):
 class AuthGate:
     """Resolve the caller before GraphQL runs; refuse bad credentials with 401."""
 
-    def __init__(self, view: GraphQLView) -> None:
+    def __init__(self, view: GraphQLView, cache: ResponseCache | None = None) -> None:
         self.view = view
+        self.cached_view = CachedResponses(view, view.db, cache)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
@@ -172,7 +179,7 @@ class AuthGate:
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal
-        await self.view(scope, receive, send)
+        await self.cached_view(scope, receive, send)
 
 
 async def healthz(_: Request) -> Response:
@@ -239,7 +246,12 @@ def create_app(
     policy = settings.incident_policy()
     time = clock or SystemClock()
     view = GraphQLView(database, settings, indexer.index, time, events, policy)
-    gate = AuthGate(view)
+    response_cache = (
+        ResponseCache(settings.response_cache_bytes, settings.response_cache_entry_bytes)
+        if settings.response_cache_enabled
+        else None
+    )
+    gate = AuthGate(view, response_cache)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -292,4 +304,5 @@ def create_app(
     app.state.listener = listener
     app.state.clock = time
     app.state.policy = policy
+    app.state.response_cache = response_cache
     return app

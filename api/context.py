@@ -47,25 +47,62 @@ class Context:
     request_id: str | None = None  # what a masked error and the log line have in common
     # The process's authenticated tokens: account mutations drop what they change.
     token_cache: TokenCache | None = None
+    # What a response shows beyond the database's data version: the clock (SLA
+    # deadlines, "breached") or the search index (followed after commit). Set by
+    # ``now()`` and the index accessors; such a response is never cached.
+    reads_beyond_database: bool = False
+    # Set by the response cache's extension: a query that finished without errors.
+    cacheable_result: bool = False
+    # One HTTP request's reads share this session (see ``read``); None for a websocket.
+    request_session: AsyncSession | None = None
     _lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock, repr=False)
+    _wrote: bool = False
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._lock, self.db.read() as session:
-            yield session
+        """A session to read in, one reader at a time.
+
+        An HTTP request's readers (its loaders' batches, its resolvers) take turns on
+        the one session the app opened for it: one connection and one transaction per
+        request, not one per batch (bench/README.md). Its owner closes it when the
+        response is sent. After a write transaction, or a failed statement, the next
+        read starts a new session: on SQLite a read transaction keeps its snapshot, and
+        a mutation's payload must show what the mutation did."""
+        async with self._lock:
+            shared = self.request_session
+            if shared is None:
+                async with self.db.read() as session:
+                    yield session
+                return
+            if self._wrote:
+                self._wrote = False
+                await shared.close()  # detaches what it read, expiring nothing
+            try:
+                yield shared
+            except BaseException:
+                await shared.close()
+                raise
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         async with self.db.transaction() as session:
             yield session
+        self._wrote = True
 
     def now(self) -> dt.datetime:
+        self.reads_beyond_database = True
         return self.clock.now()
 
     def search_index(self) -> SearchIndex:
+        self.reads_beyond_database = True
         if self.index is None or not self.index.is_open:
             raise IndexUnavailableError("search is not available: the index is not open")
         return self.index
+
+    def open_index(self) -> SearchIndex | None:
+        """The search index if it is open (for fields that do without it)."""
+        self.reads_beyond_database = True
+        return self.index if self.index is not None and self.index.is_open else None
 
     @cached_property
     def loaders(self) -> Loaders:
@@ -97,6 +134,7 @@ def build_context(
     response: Any = None,
     request_id: str | None = None,
     token_cache: TokenCache | None = None,
+    request_session: AsyncSession | None = None,
 ) -> Context:
     """Used by the app for every request and by tests that call the schema directly."""
     return Context(
@@ -111,4 +149,5 @@ def build_context(
         response=response,
         request_id=request_id,
         token_cache=token_cache,
+        request_session=request_session,
     )

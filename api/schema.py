@@ -27,6 +27,7 @@ from api.known_errors.queries import KnownErrorsQuery
 from api.limits import Limits, limit_extensions
 from api.node import NodeQuery
 from api.reports.queries import ReportsQuery
+from api.response_cache import CacheableResult
 from api.search.queries import SearchQuery
 from api.suggestions.mutations import SuggestionsMutation
 from api.suggestions.queries import SuggestionsQuery
@@ -189,6 +190,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         *limit_extensions(Limits.from_settings(settings)),
         lambda: ValidationCache(maxsize=1024),
         DomainErrorCodes,
+        CacheableResult,
     ]
     if settings.is_production:
         extensions.append(MaskUnexpectedErrors)

@@ -34,6 +34,11 @@ LIMIT_VARIABLES = (
     ("KNOWNFIX_MAX_QUERY_COST", "max_query_cost", 1, 100_000_000),
     ("KNOWNFIX_MAX_BODY_BYTES", "max_body_bytes", 1_000, 100_000_000),
 )
+# The response cache of read queries (api/response_cache.py): 0 bytes turns it off.
+CACHE_VARIABLES = (
+    ("KNOWNFIX_RESPONSE_CACHE_BYTES", "response_cache_bytes", 0, 100_000_000_000),
+    ("KNOWNFIX_RESPONSE_CACHE_ENTRY_BYTES", "response_cache_entry_bytes", 0, 1_000_000_000),
+)
 
 
 class Environment(enum.StrEnum):
@@ -65,7 +70,13 @@ class Settings:
     max_tokens: int = 2_000
     max_query_cost: int = 100_000
     max_body_bytes: int = 1_000_000
+    response_cache_bytes: int = 64 * 1024 * 1024
+    response_cache_entry_bytes: int = 1024 * 1024
     introspection: bool | None = None  # None: on in development, off in production
+
+    @property
+    def response_cache_enabled(self) -> bool:
+        return self.response_cache_bytes > 0 and self.response_cache_entry_bytes > 0
 
     @property
     def is_production(self) -> bool:
@@ -93,7 +104,7 @@ class Settings:
         """A copy with CLI flags applied, re-validated like the environment."""
         merged = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
         _validate_port("--port", merged.port)
-        for variable, field, low, high in LIMIT_VARIABLES:
+        for variable, field, low, high in LIMIT_VARIABLES + CACHE_VARIABLES:
             _validate_range(variable, getattr(merged, field), low, high)
         return merged
 
@@ -159,7 +170,7 @@ class Settings:
                 raise ConfigError(variable, str(error)) from None
 
         limits: dict[str, int] = {}
-        for variable, field, low, high in LIMIT_VARIABLES:
+        for variable, field, low, high in LIMIT_VARIABLES + CACHE_VARIABLES:
             text = get(variable)
             if text is None:
                 continue

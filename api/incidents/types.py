@@ -314,7 +314,7 @@ class IncidentType(Node):
 
         async with info.context.read() as session:
             found = await similar.possible_duplicates(
-                session=session, principal=info.context.principal, index=info.context.index,
+                session=session, principal=info.context.principal, index=info.context.open_index(),
                 incident=self.row, first=first,
             )  # fmt: skip
         return [SimilarIncidentType.from_similar(s) for s in found]

@@ -193,8 +193,7 @@ class TopArticleType:
 
 
 def _index(info: strawberry.Info[Context]) -> SearchIndex | None:
-    index = info.context.index
-    return index if index is not None and index.is_open else None
+    return info.context.open_index()
 
 
 @strawberry.type(

@@ -54,6 +54,8 @@ def test_every_variable_is_read() -> None:
         ("KNOWNFIX_HOST", "two words", "host name or address"),
         ("KNOWNFIX_CORS_ORIGINS", "*", "no wildcard"),
         ("KNOWNFIX_CORS_ORIGINS", "desk.example.com", "http(s) origins"),
+        ("KNOWNFIX_RESPONSE_CACHE_BYTES", "64MB", "expected a whole number"),
+        ("KNOWNFIX_RESPONSE_CACHE_ENTRY_BYTES", "-1", "expected a whole number"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str, complaint: str) -> None:
@@ -73,3 +75,11 @@ def test_command_line_flags_override_and_are_checked_too() -> None:
     assert (settings.port, settings.host) == (8001, "127.0.0.1")
     with pytest.raises(ConfigError, match="--port"):
         settings.replace(port=0)
+
+
+def test_the_response_cache_is_on_by_default_and_zero_bytes_turn_it_off() -> None:
+    assert Settings.from_env({}).response_cache_enabled
+    off = Settings.from_env({"KNOWNFIX_RESPONSE_CACHE_BYTES": "0"})
+    assert not off.response_cache_enabled
+    small = Settings.from_env({"KNOWNFIX_RESPONSE_CACHE_ENTRY_BYTES": "4096"})
+    assert (small.response_cache_enabled, small.response_cache_entry_bytes) == (True, 4096)
