@@ -187,7 +187,7 @@ class CachedResponses:
 
         # Before anything is read for the answer (see the module's docstring).
         try:
-            version = await self.db.data_version(session)
+            version = await self.db.data_version()
         except Exception as error:
             if not is_unreachable(error):
                 raise
