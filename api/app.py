@@ -95,8 +95,9 @@ class GraphQLView(GraphQL[Context, None]):
             response=response,
             request_id=request_id_of(request),
             token_cache=self.token_cache,
-            # Opened by CachedResponses for an HTTP request (never for a websocket).
-            request_session=request.scope["state"].get("session"),
+            # Closed by CachedResponses once the response is sent (a websocket's context
+            # outlives many results: its reads each take a session of their own).
+            share_reads=not isinstance(request, WebSocket),
         )
         # The response cache asks the context, after the view, whether to keep the answer.
         request.scope["state"]["context"] = context

@@ -53,8 +53,10 @@ class Context:
     reads_beyond_database: bool = False
     # Set by the response cache's extension: a query that finished without errors.
     cacheable_result: bool = False
-    # One HTTP request's reads share this session (see ``read``); None for a websocket.
-    request_session: AsyncSession | None = None
+    # An HTTP request's reads share one session, opened at its first read and closed
+    # by ``close()`` when the response is sent (see ``read``); not a websocket's.
+    share_reads: bool = False
+    _shared: AsyncSession | None = None
     _lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock, repr=False)
     _wrote: bool = False
 
@@ -63,25 +65,31 @@ class Context:
         """A session to read in, one reader at a time.
 
         An HTTP request's readers (its loaders' batches, its resolvers) take turns on
-        the one session the app opened for it: one connection and one transaction per
-        request, not one per batch (bench/README.md). Its owner closes it when the
-        response is sent. After a write transaction, or a failed statement, the next
-        read starts a new session: on SQLite a read transaction keeps its snapshot, and
-        a mutation's payload must show what the mutation did."""
+        one session: one connection and one transaction per request, not one per batch
+        (bench/README.md). After a write transaction, or a failed statement, the next
+        read starts afresh: on SQLite a read transaction keeps its snapshot, and a
+        mutation's payload must show what the mutation did."""
         async with self._lock:
-            shared = self.request_session
-            if shared is None:
+            if not self.share_reads:
                 async with self.db.read() as session:
                     yield session
                 return
-            if self._wrote:
-                self._wrote = False
-                await shared.close()  # detaches what it read, expiring nothing
+            if self._shared is None:
+                self._shared = self.db.read_session()
+            elif self._wrote:
+                await self._shared.close()  # detaches what it read, expiring nothing
+            self._wrote = False
             try:
-                yield shared
+                yield self._shared
             except BaseException:
-                await shared.close()
+                await self._shared.close()
                 raise
+
+    async def close(self) -> None:
+        """Give back the shared read session's connection (the app calls this)."""
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            await shared.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -134,7 +142,7 @@ def build_context(
     response: Any = None,
     request_id: str | None = None,
     token_cache: TokenCache | None = None,
-    request_session: AsyncSession | None = None,
+    share_reads: bool = False,
 ) -> Context:
     """Used by the app for every request and by tests that call the schema directly."""
     return Context(
@@ -149,5 +157,5 @@ def build_context(
         response=response,
         request_id=request_id,
         token_cache=token_cache,
-        request_session=request_session,
+        share_reads=share_reads,
     )

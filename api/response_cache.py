@@ -36,7 +36,6 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
@@ -134,9 +133,9 @@ def _operation_type(execution: Any) -> OperationType | None:
 class CachedResponses:
     """ASGI layer in front of the GraphQL view (behind authentication).
 
-    For each HTTP request it opens the read session that the request's resolvers share
-    (``Context.read``), reads the data version in it first, and answers from the cache
-    when it can; with the cache off (``cache`` None) it only shares the session."""
+    For each HTTP request it reads the data version first and answers from the cache
+    when it can; cache or not, it closes the read session the request's resolvers
+    shared (``Context.read``) once the response is sent."""
 
     def __init__(self, app: ASGIApp, db: Database, cache: ResponseCache | None) -> None:
         self.app = app
@@ -148,23 +147,19 @@ class CachedResponses:
             await self.app(scope, receive, send)
             return
         state = scope["state"]
-        session = state["session"] = self.db.read_session()
         state["context"] = None
         try:
             if self.cache is None or scope["method"] != "POST":
                 await self.app(scope, receive, send)
             else:
-                await self._cached(self.cache, session, scope, receive, send)
+                await self._cached(self.cache, scope, receive, send)
         finally:
-            await session.close()
+            context = state["context"]
+            if context is not None:
+                await context.close()
 
     async def _cached(
-        self,
-        cache: ResponseCache,
-        session: AsyncSession,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
+        self, cache: ResponseCache, scope: Scope, receive: Receive, send: Send
     ) -> None:
         body = await _read_body(receive)
         if body is None:  # the client went away
@@ -192,7 +187,6 @@ class CachedResponses:
             if not is_unreachable(error):
                 raise
             # An outage: the view answers, with a 503 where it needs the database.
-            await session.close()
             await self.app(scope, replay, send)
             return
         found = cache.get(key, version)

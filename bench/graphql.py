@@ -16,14 +16,18 @@ What it does:
    defaults, as the baseline: what the server and framework cost without GraphQL; and a
    second ``knownfix serve`` in development mode on the same database, where the trivial
    query runs anonymously: the difference is what authenticating the token costs (a cache
-   hit after its first request: api/token_cache.py).
+   hit after its first request: api/token_cache.py). The production server runs
+   twice on that database: with the response cache (api/response_cache.py), where every
+   request after the first is a hit, and with it off (``KNOWNFIX_RESPONSE_CACHE_BYTES=0``),
+   where every request runs the query: the miss path. The development server runs
+   with it off.
 4. For each scenario, ``--connections`` keep-alive connections send requests back to
    back for ``--warmup`` seconds (discarded) and then ``--seconds`` seconds (measured).
    The client is raw asyncio (on uvloop when installed), so that it costs the shared
    CPUs as little as possible; every response must be HTTP 200 without ``errors``.
 5. Stops the servers and counts SQL statements per request in process (a SQLAlchemy
    ``before_cursor_execute`` listener on the same database and app), for page sizes
-   5 and 20: the count must not grow with the page.
+   5 and 20, with the response cache off and on: the count must not grow with the page.
 
 Server and client share the machine: on two cores, one uvicorn process gets at most one
 core, and the client and everything else share the other. So beside requests/s the table
@@ -75,22 +79,23 @@ query IncidentList($first: Int!) {
 }
 """
 SCENARIOS = (
-    # name, server, path, body
+    # name, server, path, body. "knownfix" has the response cache on (every request
+    # after the first is a hit), "uncached" is the same server with it off (every
+    # request runs the query: the miss path).
     ("starlette JSON (baseline)", "baseline", "/json", {"query": TRIVIAL}),
-    ("graphql { __typename }", "knownfix", "/graphql", {"query": TRIVIAL}),
+    ("graphql { __typename }", "uncached", "/graphql", {"query": TRIVIAL}),
+    ("  same, response cache hit", "knownfix", "/graphql", {"query": TRIVIAL}),
     # What authenticating costs: the same query, anonymous, on a development server.
     ("  same, no token (dev server)", "development", "/graphql", {"query": TRIVIAL}),
-    (
-        "graphql incidents(first: 5)",
-        "knownfix",
-        "/graphql",
-        {"query": LIST, "variables": {"first": 5}},
-    ),
-    (
-        "graphql incidents(first: 20)",
-        "knownfix",
-        "/graphql",
-        {"query": LIST, "variables": {"first": 20}},
+    *(
+        (
+            f"{name} incidents(first: {n})",
+            server,
+            "/graphql",
+            {"query": LIST, "variables": {"first": n}},
+        )
+        for n in (5, 20)
+        for name, server in (("graphql", "uncached"), ("  cache hit,", "knownfix"))
     ),
 )
 REPORTS = (
@@ -418,7 +423,9 @@ def run_load(port: int, pid: int, request: bytes, args: argparse.Namespace) -> d
 # --- SQL statements per request (in process, no production overhead) -------------------
 
 
-async def count_statements(env: dict[str, str], token: str) -> dict[str, dict[str, int]]:
+async def count_statements(
+    env: dict[str, str], token: str, *, cache: bool
+) -> dict[str, dict[str, int]]:
     import httpx
     from sqlalchemy import event
 
@@ -427,6 +434,8 @@ async def count_statements(env: dict[str, str], token: str) -> dict[str, dict[st
     from knowledge.db import Database
 
     settings = Settings.from_env(env)
+    if not cache:
+        settings = settings.replace(response_cache_bytes=0)
     db = Database(settings.database_url)
     statements: list[str] = []
 
@@ -456,7 +465,8 @@ async def count_statements(env: dict[str, str], token: str) -> dict[str, dict[st
                     if reply.status_code != 200 or reply.json().get("errors"):
                         raise RuntimeError(f"{name}: {reply.status_code} {reply.text[:300]}")
                 begins = sum(1 for statement in statements if statement.startswith("BEGIN"))
-                counts[name] = {"statements": len(statements), "queries": len(statements) - begins}
+                shown = name if not cache else f"{name}, cache hit"
+                counts[shown] = {"statements": len(statements), "queries": len(statements) - begins}
     finally:
         await db.dispose()
     return counts
@@ -504,23 +514,31 @@ def main() -> int:
         results["database"] = "postgresql" if args.postgres else "sqlite"
         env = environment(workdir, database_url)
         token = asyncio.run(prepare_database(env))
-        ports = {"knownfix": free_port(), "development": free_port(), "baseline": free_port()}
+        ports = {name: free_port() for name in ("knownfix", "uncached", "development", "baseline")}
         knownfix = [KNOWNFIX, "serve", "--port", str(ports["knownfix"])]
+        uncached = [KNOWNFIX, "serve", "--port", str(ports["uncached"])]
         development = [KNOWNFIX, "serve", "--port", str(ports["development"])]
-        # Its own index: two indexers must not write one index.
-        development_env = {
+        # Each its own index: two indexers must not write one index.
+        uncached_env = {
             **env,
+            "KNOWNFIX_RESPONSE_CACHE_BYTES": "0",
+            "KNOWNFIX_INDEX_DIR": str(workdir / "index-uncached"),
+        }
+        development_env = {
+            **uncached_env,
             "KNOWNFIX_ENV": "development",
             "KNOWNFIX_INDEX_DIR": str(workdir / "index-development"),
         }
         baseline = [sys.executable, __file__, "--baseline-server", str(ports["baseline"])]
         with (
             running(knownfix, env, ports["knownfix"], "/readyz") as knownfix_process,
+            running(uncached, uncached_env, ports["uncached"], "/readyz") as uncached_process,
             running(development, development_env, ports["development"], "/readyz") as dev,
             running(baseline, env, ports["baseline"], "/json") as baseline_process,
         ):
             pids = {
                 "knownfix": knownfix_process.pid,
+                "uncached": uncached_process.pid,
                 "development": dev.pid,
                 "baseline": baseline_process.pid,
             }
@@ -532,14 +550,17 @@ def main() -> int:
             )
             results["suggestions_on_first_page"] = shown
             for name, server, path, body in SCENARIOS:
-                request = http_request(path, body, token if server == "knownfix" else None)
+                request = http_request(path, body, None if server == "development" else token)
                 figures = run_load(ports[server], pids[server], request, args)
                 results["scenarios"][name] = figures
                 _out(
                     f"{name}: {figures['rps']:,.0f} req/s (load average"
                     f" {figures['load_before']:.1f} -> {figures['load_after']:.1f})"
                 )
-        results["sql_statements"] = asyncio.run(count_statements(env, token))
+        results["sql_statements"] = {
+            **asyncio.run(count_statements(env, token, cache=False)),
+            **asyncio.run(count_statements(env, token, cache=True)),
+        }
 
     _out()
     _out(
@@ -566,7 +587,11 @@ def main() -> int:
         " requests per second of server CPU, the rate one free core would give"
     )
     _out()
-    _out("SQL per request, authentication included (statements: with each read's BEGIN)")
+    _out(
+        "SQL per request through the app's engine, authentication included (statements:"
+        " with each read's BEGIN); with the response cache on, each request also reads the"
+        " data version on a connection of its own (knowledge.db.DataVersionReader)"
+    )
     for name, count in results["sql_statements"].items():
         _out(f"  {name:<28} {count['statements']:>3} statements, {count['queries']:>3} queries")
     failed = {n: f["sample_failure"] for n, f in results["scenarios"].items() if f["failures"]}
