@@ -312,6 +312,9 @@ class DataVersionReader:
             with contextlib.suppress(Exception):
                 self._pg.pop(stale).terminate()
         connection = self._pg.get(loop)
+        if connection is not None and connection.is_closed():  # lost while idle
+            del self._pg[loop]
+            connection = None
         if connection is None:
             # Behind PgBouncer, URLs say prepared_statement_cache_size=0: no prepared
             # statements kept here either.
@@ -325,9 +328,13 @@ class DataVersionReader:
             value = await connection.fetchval(
                 "SELECT value FROM counters WHERE name = $1", DATA_VERSION_COUNTER, timeout=10
             )
-        except BaseException:
+        except BaseException as error:
             self._pg.pop(loop, None)
+            lost = connection.is_closed()
             connection.terminate()
+            if lost and isinstance(error, Exception) and not is_unreachable(error):
+                # e.g. InterfaceError "connection is closed": the server went away.
+                raise ConnectionError("the data version's connection was lost") from error
             raise
         return int(value or 0)
 
