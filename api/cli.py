@@ -28,7 +28,7 @@ from knowledge.accounts.models import User
 from knowledge.accounts.principal import SYSTEM
 from knowledge.accounts.roles import Role
 from knowledge.config import ConfigError, Settings, validate_database_url
-from knowledge.db import Database
+from knowledge.db import Database, DatabaseBusyError
 from knowledge.errors import DomainError
 from knowledge.transfer.service import ImportReport
 
@@ -528,6 +528,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (DomainError, ValueError) as error:
         _err(f"knownfix: {error}")
+        return 1
+    except DatabaseBusyError as error:
+        _err(f"knownfix: the database is busy ({error}); nothing was changed: run it again")
         return 1
     except (OSError, SQLAlchemyError) as error:
         _err(f"knownfix: cannot reach the database or files: {str(error).splitlines()[0]}")
