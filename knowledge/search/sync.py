@@ -40,7 +40,7 @@ from knowledge.search.documents import (
     known_error_document,
 )
 from knowledge.search.index import SearchIndex
-from knowledge.search.writer_lock import WriterLock
+from knowledge.search.writer_lock import WriterLock, rebuild_requests
 
 logger = logging.getLogger("knownfix.search")
 
@@ -198,9 +198,15 @@ class Indexer:
 
     async def _step(self) -> None:
         try:
-            if self._needs_rebuild:
+            # Asked for by ``knownfix reindex`` while this process holds the lock.
+            requests = await asyncio.to_thread(rebuild_requests, self.index.root)
+            if self._needs_rebuild or requests:
+                if requests:
+                    logger.info("rebuilding the search index in %s on request", self.index.root)
                 await self.rebuild()
                 self._needs_rebuild = False
+                for request in requests:
+                    request.unlink(missing_ok=True)
             await self.catch_up()
             self.last_error = None
             self.retries.succeeded()
