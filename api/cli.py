@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import os
 import sys
@@ -28,7 +29,7 @@ from knowledge.accounts.models import User
 from knowledge.accounts.principal import SYSTEM
 from knowledge.accounts.roles import Role
 from knowledge.config import ConfigError, Settings, validate_database_url
-from knowledge.db import Database, DatabaseBusyError
+from knowledge.db import Database, DatabaseBusyError, utcnow
 from knowledge.errors import DomainError
 from knowledge.transfer.service import ImportReport
 
@@ -354,6 +355,29 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _prune_outbox(settings: Settings, days: int) -> int:
+    from knowledge.outbox.service import prune
+
+    db = Database(settings.database_url)
+    try:
+        return await prune(db=db, older_than=utcnow() - dt.timedelta(days=days))
+    finally:
+        await db.dispose()
+
+
+def cmd_outbox_prune(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    days = settings.outbox_retention_days if args.older_than_days is None else args.older_than_days
+    if days < 0:
+        raise ConfigError("--older-than-days", f"expected 0 or more, got {days}")
+    if args.older_than_days is None and days == 0:
+        _out("KNOWNFIX_OUTBOX_RETENTION_DAYS is 0 (keep for ever): nothing pruned")
+        return 0
+    count = asyncio.run(_prune_outbox(settings, days))
+    _out(f"pruned {count} outbox rows older than {days} days")
+    return 0
+
+
 async def _import(settings: Settings, path: Path, dry_run: bool) -> ImportReport:
     from knowledge.transfer import service as transfer
 
@@ -532,6 +556,20 @@ def build_parser() -> argparse.ArgumentParser:
         f"it (default {REINDEX_WAIT_SECONDS:g}; 0: fail at once instead)",
     )
     reindex.set_defaults(handler=cmd_reindex)
+
+    outbox = commands.add_parser("outbox", help="the change log").add_subparsers(
+        dest="outbox_command", required=True, metavar="ACTION"
+    )
+    pruning = with_database(
+        outbox.add_parser("prune", help="delete old outbox rows (servers do it every hour)")
+    )
+    pruning.add_argument(
+        "--older-than-days",
+        type=int,
+        help="overrides KNOWNFIX_OUTBOX_RETENTION_DAYS (index replicas behind what is "
+        "deleted rebuild from the database)",
+    )
+    pruning.set_defaults(handler=cmd_outbox_prune)
 
     importing = with_database(
         commands.add_parser("import", help="import articles (.md) and known errors (.jsonl)")
