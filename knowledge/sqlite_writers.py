@@ -95,7 +95,8 @@ class HostWriteLock:
 
     def _ensure_thread(self) -> None:
         with self._start:
-            if self._thread is None:
+            # Not alive after a fork: a child process needs a thread of its own.
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._serve, name=f"knownfix-writers:{self.path.name}", daemon=True
                 )

@@ -8,9 +8,12 @@ client is told so in words it can act on, in production too: never a masked
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
+from api.cli import main
 from knowledge import db as db_module
 from knowledge.accounts.roles import Role
 from knowledge.db import Database
@@ -64,3 +67,19 @@ async def test_a_write_kept_waiting_by_another_process_is_a_retryable_503(
     # and the same request succeeds once the lock is free
     retried = await production_client(CREATE_TEAM, {"slug": "sre"}, token=admin.token)
     assert retried.data["createTeam"] == {"__typename": "Team", "slug": "sre"}
+
+
+async def test_a_command_kept_waiting_says_the_database_is_busy_and_changes_nothing(
+    db: Database, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_module, "SQLITE_WRITE_WAIT_SECONDS", 0.2)
+    argv = ["token", "create", "--user", "ops", "--role", "admin", "--database-url", db.url]
+
+    with writers_lock_held(db):
+        status = await asyncio.to_thread(main, argv)
+
+    assert status == 1
+    error = capsys.readouterr().err
+    assert error.startswith("knownfix: the database is busy (")
+    assert "nothing was changed: run it again" in error
+    assert await asyncio.to_thread(main, argv) == 0, "run again, it works"
