@@ -307,8 +307,8 @@ class Indexer:
                     # Read after the entries: rows pruned before they were read show here.
                     horizon = await pruned_through(session=session)
                     if last < horizon:
-                        entries = []  # what is left would not make the index whole
-                    elif not entries:
+                        break  # what is left of the outbox would not make the index whole
+                    if not entries:
                         return applied
                     wanted: dict[str, set[int]] = defaultdict(set)
                     for _, kind, entity_id in entries:
@@ -320,19 +320,18 @@ class Indexer:
                         found, gone = await load_documents(session, kind, sorted(ids))
                         upserts += found
                         deletes += gone
-                if last < horizon:
-                    logger.warning(
-                        "the search index in %s applied the outbox up to row %d, but rows up "
-                        "to %d were pruned since: rebuilding it from the database",
-                        self.index.root, last, horizon,
-                    )  # fmt: skip
-                    await self._rebuild()
-                    return 0
                 seq = self._advance(last, [e[0] for e in entries])
                 await asyncio.to_thread(self.index.apply, upserts, deletes, seq)
                 applied += len(entries)
                 if seq == last or len(entries) < BATCH:
                     return applied
+            logger.warning(
+                "the search index in %s applied the outbox up to row %d, but rows up to %d "
+                "were pruned since: rebuilding it from the database",
+                self.index.root, last, horizon,
+            )  # fmt: skip
+            await self._rebuild()
+            return 0
 
     async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Index everything in the database into a new generation and swap it in."""
