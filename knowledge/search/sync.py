@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from knowledge.articles import service as articles
 from knowledge.articles.models import Article
 from knowledge.catalog.models import Service
-from knowledge.db import Database, utcnow
+from knowledge.db import Database, is_unreachable, utcnow
 from knowledge.incidents.models import Incident, IncidentLink, IncidentStatus, LinkRelation
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.models import KnownError
@@ -209,7 +209,13 @@ class Indexer:
             logger.info("process %d writes the search index in %s", os.getpid(), self.index.root)
             self._needs_rebuild = not await asyncio.to_thread(self.index.open)
         await self._step()
-        if self.outbox_retention is not None and time.monotonic() >= self._next_prune:
+        # Only after a round that applied the outbox: an outage is reported once, by
+        # the retry log of the indexing itself.
+        if (
+            self.outbox_retention is not None
+            and self.last_error is None
+            and time.monotonic() >= self._next_prune
+        ):
             self._next_prune = time.monotonic() + self.prune_interval
             await self._prune(self.outbox_retention)
 
@@ -217,7 +223,8 @@ class Indexer:
         try:
             count = await prune(db=self.db, older_than=utcnow() - retention)
         except Exception as error:  # the next interval tries again
-            logger.warning("pruning the outbox failed: %s: %s", type(error).__name__, error)
+            if not is_unreachable(error):  # an outage: the next indexing round says so
+                logger.warning("pruning the outbox failed: %s: %s", type(error).__name__, error)
             return
         if count:
             logger.info("pruned %d outbox rows older than %s", count, retention)
