@@ -51,6 +51,23 @@ time.sleep(3600)
 """
 
 
+@asynccontextmanager
+async def holder_process(root: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Another process holding the index's writer lock (until killed), as a server does."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(root), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), PROCESS_TIMEOUT)
+        assert line.decode().strip() == "held"
+        yield process
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(process.wait(), PROCESS_TIMEOUT)
+
+
 async def until(condition: Callable[[], bool], what: str) -> None:
     """Poll, bounded, for a state that no event announces."""
     try:
@@ -100,19 +117,10 @@ def test_a_lock_whose_directory_was_replaced_is_no_longer_current(tmp_path: Path
 
 
 async def test_a_holder_killed_by_sigkill_gives_the_lock_up(tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", HOLDER, str(tmp_path), stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), PROCESS_TIMEOUT)
-        assert line.decode().strip() == "held"
-        mine = WriterLock(tmp_path)
+    mine = WriterLock(tmp_path)
+    async with holder_process(tmp_path) as process:  # killed with SIGKILL on the way out
         assert not mine.acquire(), "another process holds it"
         assert mine.holder() == process.pid
-    finally:
-        process.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(process.wait(), PROCESS_TIMEOUT)
     assert mine.acquire()
     assert mine.holder() == os.getpid()
     mine.release()
@@ -200,23 +208,6 @@ def test_a_read_section_keeps_its_searcher_while_the_writer_commits(tmp_path: Pa
 
 
 # --- knownfix reindex beside a process that writes the index -----------------------------
-
-
-@asynccontextmanager
-async def holder_process(root: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Another process holding the index's writer lock (until killed), as a server does."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", HOLDER, str(root), stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), PROCESS_TIMEOUT)
-        assert line.decode().strip() == "held"
-        yield process
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(process.wait(), PROCESS_TIMEOUT)
 
 
 async def reindex(db: Database, root: Path, *flags: str) -> int:
