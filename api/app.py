@@ -235,7 +235,9 @@ def create_app(
     """The app; pass ``db`` to share an engine and ``clock`` to control time (tests)."""
     own_db = db is None
     database = db or Database(settings.database_url)
-    indexer = Indexer(database, SearchIndex(settings.index_dir))
+    indexer = Indexer(
+        database, SearchIndex(settings.index_dir), outbox_retention=settings.outbox_retention
+    )
     events = EventDispatcher(database)
     # Commits by other processes reach this one's followers through NOTIFY on
     # PostgreSQL; on SQLite (one host) they are polled.

@@ -8,13 +8,16 @@ an anonymous viewer and production mode refuses.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from api.token_cache import TokenCache
 from knowledge.accounts import tokens
 from knowledge.accounts.principal import ANONYMOUS_VIEWER, Principal
-from knowledge.db import Database
+from knowledge.db import Database, DatabaseBusyError
 from knowledge.errors import AuthenticationError
+
+logger = logging.getLogger("knownfix.auth")
 
 SCHEME = "bearer"
 
@@ -61,8 +64,12 @@ async def authenticate(
             )
         cache.put(token_hash, result.principal, expires_at=result.expires_at, generation=generation)
     if result.use_is_stale:
-        async with db.transaction() as session:
-            await tokens.record_use(session=session, token_id=result.principal.token_id or 0)
+        try:
+            async with db.transaction() as session:
+                await tokens.record_use(session=session, token_id=result.principal.token_id or 0)
+        except DatabaseBusyError:
+            # Bookkeeping, not what was asked for: a later request records the use.
+            logger.warning("token last use not recorded: the database is busy with writes")
     return result.principal
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import os
 import sys
@@ -28,7 +29,7 @@ from knowledge.accounts.models import User
 from knowledge.accounts.principal import SYSTEM
 from knowledge.accounts.roles import Role
 from knowledge.config import ConfigError, Settings, validate_database_url
-from knowledge.db import Database
+from knowledge.db import Database, DatabaseBusyError, utcnow
 from knowledge.errors import DomainError
 from knowledge.transfer.service import ImportReport
 
@@ -279,27 +280,101 @@ def cmd_demo_load(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _reindex(settings: Settings) -> int:
+REINDEX_WAIT_SECONDS = 600.0  # a rebuild of 110,000 documents took 252 s (bench/README.md)
+REINDEX_POLL_SECONDS = 0.5
+
+
+async def _reindex(settings: Settings, wait: float) -> str:
+    """Rebuild the index here if nobody writes it; otherwise ask its writer to, and wait.
+
+    Writing an index that another process writes would break it (a rebuild deletes
+    the generations beside the one it swaps in, the writer's included), so the command
+    takes the directory's ``WriterLock`` first. A running server holds that lock for as
+    long as it runs: the command then leaves it a request, which the server honours
+    on its next round, and waits up to ``wait`` seconds for it to be done. Should the
+    writer exit meanwhile, the command takes the lock and rebuilds the index itself.
+    """
     from knowledge.search.index import SearchIndex
     from knowledge.search.sync import Indexer
+    from knowledge.search.writer_lock import request_rebuild
 
     db = Database(settings.database_url)
     index = SearchIndex(settings.index_dir)
-    bar = ProgressBar("indexing")
+    indexer = Indexer(db, index)
+    lock, root = indexer.writer_lock, settings.index_dir
+    request: Path | None = None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
     try:
-        await asyncio.to_thread(index.open)
-        count = await Indexer(db, index).rebuild(progress=bar)
+        while not await asyncio.to_thread(lock.acquire):
+            holder = lock.holder()
+            who = f"process {holder}" if holder else "another process"
+            if wait <= 0:
+                raise DomainError(
+                    f"the search index in {root} is written by {who} (a running "
+                    "'knownfix serve'?); nothing was done. Run 'knownfix reindex --wait "
+                    "SECONDS' to have that process rebuild it, or stop it first"
+                )
+            if request is None:
+                request = await asyncio.to_thread(request_rebuild, root)
+                _err(
+                    f"knownfix: {who} writes the search index in {root}; asked it to "
+                    f"rebuild the index, waiting up to {wait:g} s"
+                )
+            elif not request.exists():
+                await asyncio.to_thread(index.open_existing)
+                count = await asyncio.to_thread(index.doc_count)
+                return f"{who} rebuilt the index in {root} ({count} documents)"
+            if loop.time() >= deadline:
+                raise DomainError(
+                    f"{who}, which writes the search index in {root}, has not rebuilt it "
+                    f"within {wait:g} s (it may still be at it: see its log); the request "
+                    "is withdrawn. Run again with a longer --wait"
+                )
+            await asyncio.sleep(REINDEX_POLL_SECONDS)
+        # Nobody else writes the index now (a writer that held it has exited).
+        bar = ProgressBar("indexing")
+        try:
+            await asyncio.to_thread(index.open)
+            count = await indexer.rebuild(progress=bar)
+        finally:
+            bar.close()
+        return f"indexed {count} documents into {root} (swapped in atomically)"
     finally:
-        bar.close()
+        if request is not None:  # honoured by this rebuild, or withdrawn
+            request.unlink(missing_ok=True)
         await asyncio.to_thread(index.close)
+        lock.release()
         await db.dispose()
-    return count
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
+    if args.wait < 0:
+        raise ConfigError("--wait", f"expected seconds, 0 or more, got {args.wait:g}")
+    _out(asyncio.run(_reindex(_settings(args), args.wait)))
+    return 0
+
+
+async def _prune_outbox(settings: Settings, days: int) -> int:
+    from knowledge.outbox.service import prune
+
+    db = Database(settings.database_url)
+    try:
+        return await prune(db=db, older_than=utcnow() - dt.timedelta(days=days))
+    finally:
+        await db.dispose()
+
+
+def cmd_outbox_prune(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    count = asyncio.run(_reindex(settings))
-    _out(f"indexed {count} documents into {settings.index_dir} (swapped in atomically)")
+    days = settings.outbox_retention_days if args.older_than_days is None else args.older_than_days
+    if days < 0:
+        raise ConfigError("--older-than-days", f"expected 0 or more, got {days}")
+    if args.older_than_days is None and days == 0:
+        _out("KNOWNFIX_OUTBOX_RETENTION_DAYS is 0 (keep for ever): nothing pruned")
+        return 0
+    count = asyncio.run(_prune_outbox(settings, days))
+    _out(f"pruned {count} outbox rows older than {days} days")
     return 0
 
 
@@ -472,7 +547,29 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("reindex", help="rebuild the search index from the database")
     )
     reindex.add_argument("--index-dir", help="overrides KNOWNFIX_INDEX_DIR")
+    reindex.add_argument(
+        "--wait",
+        type=float,
+        default=REINDEX_WAIT_SECONDS,
+        metavar="SECONDS",
+        help="when a running server writes the index, how long to wait for it to rebuild "
+        f"it (default {REINDEX_WAIT_SECONDS:g}; 0: fail at once instead)",
+    )
     reindex.set_defaults(handler=cmd_reindex)
+
+    outbox = commands.add_parser("outbox", help="the change log").add_subparsers(
+        dest="outbox_command", required=True, metavar="ACTION"
+    )
+    pruning = with_database(
+        outbox.add_parser("prune", help="delete old outbox rows (servers do it every hour)")
+    )
+    pruning.add_argument(
+        "--older-than-days",
+        type=int,
+        help="overrides KNOWNFIX_OUTBOX_RETENTION_DAYS (index replicas behind what is "
+        "deleted rebuild from the database)",
+    )
+    pruning.set_defaults(handler=cmd_outbox_prune)
 
     importing = with_database(
         commands.add_parser("import", help="import articles (.md) and known errors (.jsonl)")
@@ -528,6 +625,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (DomainError, ValueError) as error:
         _err(f"knownfix: {error}")
+        return 1
+    except DatabaseBusyError as error:
+        _err(f"knownfix: the database is busy ({error}); nothing was changed: run it again")
         return 1
     except (OSError, SQLAlchemyError) as error:
         _err(f"knownfix: cannot reach the database or files: {str(error).splitlines()[0]}")

@@ -120,3 +120,19 @@ def database_unavailable(request_id: str | None) -> dict[str, Any]:
         "message": DATABASE_UNAVAILABLE_MESSAGE,
         "extensions": {"code": DATABASE_UNAVAILABLE, "requestId": request_id},
     }
+
+
+DATABASE_BUSY = "DATABASE_BUSY"
+DATABASE_BUSY_MESSAGE = (
+    "The database is busy with other writes; nothing was changed. Try the same request again."
+)
+BUSY_RETRY_AFTER_SECONDS = 1  # the writers ahead take turns: the lock is free again soon
+
+
+def database_busy(request_id: str | None) -> dict[str, Any]:
+    """The error for a write that waited too long for SQLite's write lock (see
+    knowledge/sqlite_writers.py): a moment's congestion, not an outage and not a bug."""
+    return {
+        "message": DATABASE_BUSY_MESSAGE,
+        "extensions": {"code": DATABASE_BUSY, "requestId": request_id},
+    }

@@ -56,7 +56,7 @@ from knowledge.accounts.roles import Role
 from knowledge.articles import service as articles
 from knowledge.articles.models import Article
 from knowledge.config import ConfigError, Settings
-from knowledge.db import Database, utcnow
+from knowledge.db import Database, DatabaseBusyError, utcnow
 from knowledge.errors import ConflictError, DomainError, NotFoundError, ValidationError
 from knowledge.incidents import service as incidents
 from knowledge.incidents.models import Incident, ResolutionCode, format_incident_number
@@ -559,6 +559,11 @@ async def call(rt: Runtime, name: str, arguments: dict[str, Any]) -> types.CallT
         return error_result(error.code, error.message, field=argument_name(error.field))
     except ConfigError as error:  # the token no longer works
         return error_result("unauthenticated", str(error), field=TOKEN_VARIABLE)
+    except DatabaseBusyError:
+        logger.warning("tool %s: the database was busy with other writes", name)
+        return error_result(
+            "busy", "the database is busy with other writes; nothing was changed, try again"
+        )
     except (OSError, SQLAlchemyError):
         logger.exception("tool %s: the database or the index failed", name)
         return error_result("unavailable", "the database or the search index is unavailable")

@@ -18,7 +18,13 @@ from api.articles.mutations import ArticlesMutation
 from api.articles.queries import ArticlesQuery
 from api.catalog.mutations import CatalogMutation
 from api.catalog.queries import CatalogQuery
-from api.errors import RETRY_AFTER_SECONDS, database_unavailable, graphql_code
+from api.errors import (
+    BUSY_RETRY_AFTER_SECONDS,
+    RETRY_AFTER_SECONDS,
+    database_busy,
+    database_unavailable,
+    graphql_code,
+)
 from api.incidents.mutations import IncidentsMutation
 from api.incidents.queries import IncidentsQuery
 from api.incidents.subscriptions import IncidentsSubscription
@@ -32,7 +38,7 @@ from api.search.queries import SearchQuery
 from api.suggestions.mutations import SuggestionsMutation
 from api.suggestions.queries import SuggestionsQuery
 from knowledge.config import Settings
-from knowledge.db import is_unreachable
+from knowledge.db import is_busy, is_unreachable
 from knowledge.errors import DomainError
 from knowledge.search.index import IndexUnavailableError
 
@@ -112,7 +118,11 @@ def masked(error: GraphQLError, request_id: str | None) -> GraphQLError:
 
 def unavailable(error: GraphQLError, request_id: str | None) -> GraphQLError:
     """An outage, not a bug: said plainly in every mode, without the driver's words."""
-    shown = database_unavailable(request_id)
+    return replaced(error, database_unavailable(request_id))
+
+
+def replaced(error: GraphQLError, shown: dict[str, Any]) -> GraphQLError:
+    """``error`` at its place in the document, saying ``shown`` instead."""
     return GraphQLError(
         message=shown["message"],
         nodes=error.nodes,
@@ -123,7 +133,9 @@ def unavailable(error: GraphQLError, request_id: str | None) -> GraphQLError:
     )
 
 
-def answer_503(execution_context: ExecutionContext | None) -> None:
+def answer_503(
+    execution_context: ExecutionContext | None, retry_after: int = RETRY_AFTER_SECONDS
+) -> None:
     """Over HTTP the whole response says 503, so proxies and clients know to retry."""
     context = None if execution_context is None else execution_context.context
     response = getattr(context, "response", None)
@@ -131,7 +143,7 @@ def answer_503(execution_context: ExecutionContext | None) -> None:
         response.status_code = 503
         headers = getattr(response, "headers", None)
         if headers is not None:
-            headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            headers["Retry-After"] = str(retry_after)
 
 
 class KnownfixSchema(strawberry.Schema):
@@ -159,6 +171,13 @@ class KnownfixSchema(strawberry.Schema):
                 )
                 errors[n] = unavailable(error, rid)
                 answer_503(execution_context)
+                continue
+            if error.original_error is not None and is_busy(error.original_error):
+                logger.warning(
+                    "database busy in GraphQL (request %s): a write waited too long", rid
+                )
+                errors[n] = replaced(error, database_busy(rid))
+                answer_503(execution_context, BUSY_RETRY_AFTER_SECONDS)
                 continue
             if expected_error(error):
                 continue

@@ -13,7 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.auth import bearer_secret
+from api.errors import BUSY_RETRY_AFTER_SECONDS, DATABASE_BUSY_MESSAGE
 from knowledge.alerts import service as alerts
+from knowledge.db import DatabaseBusyError
 from knowledge.errors import AuthenticationError, ValidationError
 from knowledge.suggestions import feedback
 
@@ -51,6 +53,12 @@ async def alertmanager(request: Request) -> Response:
             )
     except ValidationError as error:  # rolled back: nothing of the delivery was kept
         return JSONResponse({"error": error.message, "field": error.field}, status_code=422)
+    except DatabaseBusyError:  # nothing kept either: Alertmanager sends it again
+        return JSONResponse(
+            {"error": DATABASE_BUSY_MESSAGE},
+            status_code=503,
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+        )
     for incident_id in report.opened_ids:  # an alert is a one-line report: suggest for it too
         await feedback.store_after_commit(
             db=state.db, index=state.indexer.index, incident_id=incident_id, now=state.clock.now()

@@ -8,6 +8,7 @@ at start-up with a message naming the variable, never later in a request.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import os
 from collections.abc import Mapping
@@ -73,6 +74,7 @@ class Settings:
     response_cache_bytes: int = 64 * 1024 * 1024
     response_cache_entry_bytes: int = 1024 * 1024
     introspection: bool | None = None  # None: on in development, off in production
+    outbox_retention_days: int = 7  # 0: keep outbox rows for ever
 
     @property
     def response_cache_enabled(self) -> bool:
@@ -90,6 +92,12 @@ class Settings:
         from knowledge.incidents.policy import IncidentPolicy, parse_matrix, parse_sla
 
         return IncidentPolicy(matrix=parse_matrix(self.priority_matrix), sla=parse_sla(self.sla))
+
+    @property
+    def outbox_retention(self) -> dt.timedelta | None:
+        """How long outbox rows are kept; None: for ever."""
+        days = self.outbox_retention_days
+        return dt.timedelta(days=days) if days else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -189,6 +197,17 @@ class Settings:
                 )
             introspection = word in TRUE_WORDS
 
+        retention_text = get("KNOWNFIX_OUTBOX_RETENTION_DAYS")
+        retention_days = defaults.outbox_retention_days
+        if retention_text is not None:
+            if not retention_text.isascii() or not retention_text.isdigit():
+                raise ConfigError(
+                    "KNOWNFIX_OUTBOX_RETENTION_DAYS",
+                    f"expected a whole number of days (0: keep for ever), got {retention_text!r}",
+                )
+            retention_days = int(retention_text)
+            _validate_range("KNOWNFIX_OUTBOX_RETENTION_DAYS", retention_days, 0, 36_500)
+
         return cls(
             database_url=database_url,
             index_dir=Path(get("KNOWNFIX_INDEX_DIR") or defaults.index_dir),
@@ -200,6 +219,7 @@ class Settings:
             priority_matrix=priority_matrix,
             sla=sla,
             introspection=introspection,
+            outbox_retention_days=retention_days,
             **limits,
         )
 

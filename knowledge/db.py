@@ -4,7 +4,9 @@ One ``Database`` object per process owns the async engine. Reads and writes use
 different transaction starts on SQLite: a write transaction begins with
 ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout instead of
 failing with "database is locked" when a deferred read lock is upgraded
-(DESIGN.md, "Known traps").
+(DESIGN.md, "Known traps"). Before that, a writer waits its turn in its process
+(an asyncio lock) and then among the host's processes (``knowledge.sqlite_writers``);
+a write that waits too long fails with ``DatabaseBusyError``, a retryable error.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ import contextvars
 import datetime as dt
 import errno
 import socket
+import sqlite3
 import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -34,6 +39,10 @@ from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+# Re-exported: callers need not know where the writers' queue lives.
+from knowledge.sqlite_writers import DatabaseBusyError as DatabaseBusyError
+from knowledge.sqlite_writers import HostWriteLock
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -43,6 +52,10 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# How long a write waits for the other processes' writers on this host before it gives
+# up with DatabaseBusyError. They take turns, so this is their queue's length in time.
+SQLITE_WRITE_WAIT_SECONDS = 30.0
+SQLITE_BUSY = 5  # sqlite3's primary result code; extended codes keep it in the low byte
 # What a socket reports when the database server is down or cannot be reached.
 UNREACHABLE_ERRNOS = frozenset(
     {
@@ -190,6 +203,8 @@ def is_unreachable(error: BaseException) -> bool:
     cause: BaseException | None = error
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
+        if isinstance(cause, DatabaseBusyError):
+            return False  # the database answered: another writer holds its lock
         if isinstance(cause, DBAPIError) and cause.connection_invalidated:
             return True
         if isinstance(cause, ConnectionError | TimeoutError | socket.gaierror):
@@ -209,6 +224,34 @@ def is_unreachable(error: BaseException) -> bool:
             return True
         cause = cause.__cause__ or cause.__context__
     return False
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether an error means SQLite's write lock stayed taken too long: nothing was
+    written, and the caller can say "busy, try again" rather than report a bug."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, DatabaseBusyError):
+            return True
+        if isinstance(cause, DBAPIError) and isinstance(cause.orig, BaseException):
+            cause = cause.orig  # the driver's error, which SQLAlchemy wrapped
+        if isinstance(cause, sqlite3.OperationalError):
+            code: int | None = getattr(cause, "sqlite_errorcode", None)
+            if code is not None:
+                return code & 0xFF == SQLITE_BUSY
+            return str(cause).startswith("database is locked")
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 async def flush_or_conflict(session: AsyncSession, *, what: str, field: str | None = None) -> None:
@@ -381,6 +424,13 @@ class Database:
         self._write_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
         self._write_gates = weakref.WeakKeyDictionary()
         self._version_reader = DataVersionReader(url)
+        # ... and then among the host's processes (see knowledge/sqlite_writers.py).
+        database_file = sqlite_file(url) if self.is_sqlite else None
+        self._host_writers = (
+            None
+            if database_file is None
+            else HostWriteLock(database_file.with_name(database_file.name + "-writers.lock"))
+        )
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -396,11 +446,21 @@ class Database:
         """A write transaction: commits on success, rolls back on any exception.
 
         Its last statement moves the data version on (see ``data_version``), so the
-        change and the new version become visible together, to every process."""
-        async with self._write_turn(), self._write() as session, session.begin():
-            yield session
-            await session.flush()  # the counter's row lock last: held for one statement
-            await _bump_data_version(session)
+        change and the new version become visible together, to every process.
+        On SQLite, ``DatabaseBusyError`` when the write lock could not be had in time
+        (nothing written; the same transaction may be tried again).
+        """
+        try:
+            async with self._write_turn(), self._write() as session, session.begin():
+                yield session
+                await session.flush()  # the counter's row lock last: held for one statement
+                await _bump_data_version(session)
+        except DBAPIError as error:
+            if self.is_sqlite and is_busy(error):
+                raise DatabaseBusyError(
+                    "the database stayed locked by another writer past its busy timeout"
+                ) from error
+            raise
         for callback in self.on_commit:
             callback()
 
@@ -426,7 +486,11 @@ class Database:
         async with gate:
             token = _writing.set(True)
             try:
-                yield
+                if self._host_writers is None:
+                    yield
+                else:
+                    async with self._host_writers.hold(SQLITE_WRITE_WAIT_SECONDS):
+                        yield
             finally:
                 _writing.reset(token)
 

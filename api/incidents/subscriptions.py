@@ -44,9 +44,13 @@ class IncidentsSubscription:
             while (message := await queue.get()) is not None:
                 if may_see_event(ctx.principal, message.event) and _matches(message, f, ids):
                     ctx.reset_loaders()
-                    yield IncidentEventType(row=message.event)
+                    yield IncidentEventType(row=message.event, incident_then=message.incident)
 
-    @strawberry.subscription(description="The incident, again after every change to it.")
+    @strawberry.subscription(
+        description="The incident again after every change to it, as that change left it "
+        "(its own fields; what it names or holds, such as its timeline, is read when the "
+        "change is delivered)."
+    )
     async def incident(
         self, info: strawberry.Info[Context], id: strawberry.ID
     ) -> AsyncGenerator[IncidentType, None]:

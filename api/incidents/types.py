@@ -51,6 +51,8 @@ class SlaType:
 @strawberry.type(name="IncidentEvent", description="One line of an incident's timeline.")
 class IncidentEventType:
     row: strawberry.Private[IncidentEvent]
+    # The incident as this event left it, when the event comes from a subscription.
+    incident_then: strawberry.Private[Incident | None] = None
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -79,8 +81,15 @@ class IncidentEventType:
             info.context.loaders.user_by_id, self.row.actor_id, UserType.from_model
         )
 
-    @strawberry.field
+    @strawberry.field(
+        description="The incident. From the incidentEvents subscription: as this event left "
+        "it (its own fields, even if it changed again before the event was delivered), "
+        "while what it names or holds (service, team, assignee, reporter, timeline, links, "
+        "suggestions, review) is read when the event is delivered. In a query: as it is now."
+    )
     async def incident(self, info: strawberry.Info[Context]) -> IncidentType | None:
+        if self.incident_then is not None:
+            return IncidentType.from_model(self.incident_then)
         return await load_one(
             info.context.loaders.incident_by_id, self.row.incident_id, IncidentType.from_model
         )

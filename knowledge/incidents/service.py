@@ -38,6 +38,7 @@ from knowledge.incidents.models import (
     ResolutionCode,
 )
 from knowledge.incidents.policy import IncidentPolicy
+from knowledge.incidents.snapshot import snapshot_of
 from knowledge.known_errors.models import KnownError
 from knowledge.numbering import next_number
 from knowledge.outbox.models import OutboxOp
@@ -262,13 +263,15 @@ async def add_event(
         entity_type="incident_event",
         entity_id=event.id,
         op=OutboxOp.EVENT,
-        # What subscription filters judge the event by: the incident as this event left
-        # it. By the time the event is dispatched the incident may have changed again.
+        # The incident as this event left it, for subscription filters and for what
+        # subscribers are shown: by the time the event is dispatched the incident may
+        # have changed again (knowledge/incidents/snapshot.py).
         payload={
             "incident_id": incident.id,
             "kind": kind.value,
             "priority": incident.priority,
             "service_id": incident.service_id,
+            "incident": snapshot_of(incident),
         },
     )
     return event

@@ -2,8 +2,9 @@
 
 The dispatcher follows the outbox like the indexer does (so events committed by
 any process reach subscribers here) and hands each new incident event, with its
-incident, to every subscriber's queue. It starts at the end of the outbox: a
-subscription sees what happens after it starts.
+incident as the event left it (``knowledge.incidents.snapshot``), to every
+subscriber's queue. It starts at the end of the outbox: a subscription sees what
+happens after it starts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 
 from knowledge.db import Database
 from knowledge.incidents.models import Incident, IncidentEvent
+from knowledge.incidents.snapshot import incident_as_of
 from knowledge.outbox.cursor import GapTracker, default_gap_timeout
 from knowledge.outbox.models import OutboxEntry
 from knowledge.retry_log import RetryLog
@@ -31,9 +33,10 @@ BATCH = 500
 @dataclasses.dataclass(frozen=True, slots=True)
 class EventMessage:
     event: IncidentEvent
-    incident: Incident  # as it is now, when the event is dispatched
-    # As the event left the incident: what filters go by. A classification committed
-    # after the event but before its dispatch must not let it through, or hold it back.
+    # As the event left it, detached (events recorded before they carried a snapshot:
+    # as it is now). Later changes must not reach back to earlier events, neither in
+    # what subscribers are shown nor in what their filters let through.
+    incident: Incident
     priority: int
     service_id: int | None
 
@@ -144,6 +147,8 @@ class EventDispatcher:
         for event in events:
             incident = incidents[event.incident_id]
             then = snapshots[event.id] or {}
+            if "incident" in then:
+                incident = incident_as_of(incident, then["incident"])
             message = EventMessage(
                 event=event,
                 incident=incident,

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -25,12 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from knowledge.articles import service as articles
 from knowledge.articles.models import Article
 from knowledge.catalog.models import Service
-from knowledge.db import Database
+from knowledge.db import Database, is_unreachable, utcnow
 from knowledge.incidents.models import Incident, IncidentLink, IncidentStatus, LinkRelation
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.models import KnownError
 from knowledge.outbox.cursor import GapTracker, default_gap_timeout
 from knowledge.outbox.models import OutboxEntry
+from knowledge.outbox.service import prune, pruned_through
 from knowledge.retry_log import RetryLog
 from knowledge.search.documents import (
     Document,
@@ -40,7 +43,7 @@ from knowledge.search.documents import (
     known_error_document,
 )
 from knowledge.search.index import SearchIndex
-from knowledge.search.writer_lock import WriterLock
+from knowledge.search.writer_lock import WriterLock, rebuild_requests
 
 logger = logging.getLogger("knownfix.search")
 
@@ -52,6 +55,7 @@ BATCH = 500
 REPORTED_RELATIONS = (LinkRelation.RESOLVED_BY, LinkRelation.ACCEPTED)
 REPORTED_KEPT = 50
 REPORTED_CHARS = 2000
+PRUNE_INTERVAL = 3600.0  # seconds between the writer's prunings of old outbox rows
 
 
 async def load_documents(
@@ -136,6 +140,11 @@ class Indexer:
     but only the holder of the directory's ``WriterLock`` writes; the others search
     what it wrote and try the lock again on every round, so one of them takes over
     when the writer exits.
+
+    With ``outbox_retention``, the writer also deletes outbox rows older than that,
+    every ``prune_interval`` seconds, after it has applied them itself. An index
+    that is behind what was pruned (its host was down for longer) is rebuilt from the
+    database at its next catch-up instead of missing the pruned changes.
     """
 
     def __init__(
@@ -145,10 +154,15 @@ class Indexer:
         *,
         poll_interval: float = 1.0,
         gap_timeout: float | None = None,
+        outbox_retention: dt.timedelta | None = None,
+        prune_interval: float = PRUNE_INTERVAL,
     ) -> None:
         self.db = db
         self.index = index
         self.poll_interval = poll_interval
+        self.outbox_retention = outbox_retention
+        self.prune_interval = prune_interval
+        self._next_prune = 0.0  # monotonic time; the first writer round prunes
         # SQLite writers are serialised (BEGIN IMMEDIATE) and AUTOINCREMENT ids are
         # assigned inside the transaction, so ids there commit in order and a gap
         # can only be rows pruned or rolled back: nothing to wait for.
@@ -195,12 +209,37 @@ class Indexer:
             logger.info("process %d writes the search index in %s", os.getpid(), self.index.root)
             self._needs_rebuild = not await asyncio.to_thread(self.index.open)
         await self._step()
+        # Only after a round that applied the outbox: an outage is reported once, by
+        # the retry log of the indexing itself.
+        if (
+            self.outbox_retention is not None
+            and self.last_error is None
+            and time.monotonic() >= self._next_prune
+        ):
+            self._next_prune = time.monotonic() + self.prune_interval
+            await self._prune(self.outbox_retention)
+
+    async def _prune(self, retention: dt.timedelta) -> None:
+        try:
+            count = await prune(db=self.db, older_than=utcnow() - retention)
+        except Exception as error:  # the next interval tries again
+            if not is_unreachable(error):  # an outage: the next indexing round says so
+                logger.warning("pruning the outbox failed: %s: %s", type(error).__name__, error)
+            return
+        if count:
+            logger.info("pruned %d outbox rows older than %s", count, retention)
 
     async def _step(self) -> None:
         try:
-            if self._needs_rebuild:
+            # Asked for by ``knownfix reindex`` while this process holds the lock.
+            requests = await asyncio.to_thread(rebuild_requests, self.index.root)
+            if self._needs_rebuild or requests:
+                if requests:
+                    logger.info("rebuilding the search index in %s on request", self.index.root)
                 await self.rebuild()
                 self._needs_rebuild = False
+                for request in requests:
+                    request.unlink(missing_ok=True)
             await self.catch_up()
             self.last_error = None
             self.retries.succeeded()
@@ -253,7 +292,10 @@ class Indexer:
         return self._gaps.advance(last, ids)
 
     async def catch_up(self) -> int:
-        """Apply every committed outbox row not yet in the index; returns how many."""
+        """Apply every committed outbox row not yet in the index; returns how many.
+
+        If rows the index has not applied were pruned, rebuild it instead (and return 0).
+        """
         applied = 0
         async with self._lock:
             while True:
@@ -269,6 +311,10 @@ class Indexer:
                             .limit(BATCH)
                         )
                     ).all()
+                    # Read after the entries: rows pruned before they were read show here.
+                    horizon = await pruned_through(session=session)
+                    if last < horizon:
+                        break  # what is left of the outbox would not make the index whole
                     if not entries:
                         return applied
                     wanted: dict[str, set[int]] = defaultdict(set)
@@ -286,36 +332,46 @@ class Indexer:
                 applied += len(entries)
                 if seq == last or len(entries) < BATCH:
                     return applied
+            logger.warning(
+                "the search index in %s applied the outbox up to row %d, but rows up to %d "
+                "were pruned since: rebuilding it from the database",
+                self.index.root, last, horizon,
+            )  # fmt: skip
+            await self._rebuild()
+            return 0
 
     async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Index everything in the database into a new generation and swap it in."""
         async with self._lock:
-            last = await asyncio.to_thread(self.index.last_seq)
-            async with self.db.read() as session:
-                # Take the outbox position first: rows after it are applied again later,
-                # and applying a newer state twice is harmless. Stop before a young gap:
-                # on PostgreSQL an earlier id may still be committing.
-                ids = list(
-                    await session.scalars(
-                        sa.select(OutboxEntry.id)
-                        .where(OutboxEntry.id > last)
-                        .order_by(OutboxEntry.id)
-                    )
+            return await self._rebuild(progress)
+
+    async def _rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        last = await asyncio.to_thread(self.index.last_seq)
+        async with self.db.read() as session:
+            # Take the outbox position first: rows after it are applied again later,
+            # and applying a newer state twice is harmless. Stop before a young gap:
+            # on PostgreSQL an earlier id may still be committing.
+            ids = list(
+                await session.scalars(
+                    sa.select(OutboxEntry.id).where(OutboxEntry.id > last).order_by(OutboxEntry.id)
                 )
-                # A new index starts below the oldest row still in the outbox.
-                seq = self._advance(last or max(0, (ids[0] if ids else 1) - 1), ids)
-                total = await _count_indexable(session)
-            rebuild = await asyncio.to_thread(self.index.begin_rebuild)
-            try:
-                async for batch in _all_documents(self.db):
-                    await asyncio.to_thread(rebuild.add, batch)
-                    if progress is not None:
-                        progress(rebuild.count, total)
-                await asyncio.to_thread(rebuild.finish, seq)
-            except BaseException:
-                await asyncio.to_thread(rebuild.abort)
-                raise
-            return rebuild.count
+            )
+            # A new index starts below the oldest row still in the outbox, and never
+            # below what was pruned (it would look as if it had missed those rows).
+            start = max(last, await pruned_through(session=session))
+            seq = self._advance(start or max(0, (ids[0] if ids else 1) - 1), ids)
+            total = await _count_indexable(session)
+        rebuild = await asyncio.to_thread(self.index.begin_rebuild)
+        try:
+            async for batch in _all_documents(self.db):
+                await asyncio.to_thread(rebuild.add, batch)
+                if progress is not None:
+                    progress(rebuild.count, total)
+            await asyncio.to_thread(rebuild.finish, seq)
+        except BaseException:
+            await asyncio.to_thread(rebuild.abort)
+            raise
+        return rebuild.count
 
 
 async def _count_indexable(session: AsyncSession) -> int:

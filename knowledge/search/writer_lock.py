@@ -10,15 +10,37 @@ another process can take over without any stale-lock cleanup.
 
 ``flock`` belongs to an open file, not to a process: two ``WriterLock`` objects
 in one process exclude each other just as two processes do.
+
+A process that wants the index rebuilt while another holds the lock (``knownfix
+reindex`` beside a running server) must not write it: it asks the holder
+instead, with a request file in the directory, and waits for the file to go.
+The writer looks for requests on every round, rebuilds, and then deletes the
+requests it saw before it began. A request outlives a writer that dies: whoever
+takes the lock next honours it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import uuid
 from pathlib import Path
 
 LOCK_FILE = "writer.lock"
+REBUILD_REQUEST = "rebuild-request-"
+
+
+def request_rebuild(directory: Path) -> Path:
+    """Ask the writer of ``directory`` to rebuild it; the file goes once it has."""
+    directory.mkdir(parents=True, exist_ok=True)
+    request = directory / f"{REBUILD_REQUEST}{uuid.uuid4().hex}"
+    request.write_text(f"{os.getpid()}\n", encoding="ascii")
+    return request
+
+
+def rebuild_requests(directory: Path) -> list[Path]:
+    """The rebuild requests waiting in ``directory``."""
+    return sorted(directory.glob(f"{REBUILD_REQUEST}*"))
 
 
 class WriterLock:

@@ -23,7 +23,13 @@ from knowledge.accounts.principal import SYSTEM, Principal
 from knowledge.accounts.roles import Role
 from knowledge.articles import service as articles
 from knowledge.articles.models import Article, ArticleStatus
-from knowledge.db import Database, flush_or_conflict, is_unreachable
+from knowledge.db import (
+    Database,
+    DatabaseBusyError,
+    flush_or_conflict,
+    is_busy,
+    is_unreachable,
+)
 from knowledge.errors import InvalidTransitionError, NotFoundError, ValidationError
 from knowledge.incidents import service as incidents
 from knowledge.incidents.models import EventKind, Incident, IncidentLink, LinkRelation
@@ -239,9 +245,9 @@ async def store_after_commit(
             )
     except IndexUnavailableError as error:
         logger.warning("no suggestions for incident %s: %s", incident_id, error)
-    except (SQLAlchemyError, OSError) as error:
+    except (SQLAlchemyError, OSError, DatabaseBusyError) as error:
         logger.warning(
             "no suggestions for incident %s: the database failed after it was saved (%s)",
-            incident_id, error, exc_info=not is_unreachable(error),
+            incident_id, error, exc_info=not (is_unreachable(error) or is_busy(error)),
         )  # fmt: skip
     return []

@@ -698,6 +698,39 @@ async def test_a_filter_judges_each_event_by_the_incident_as_that_event_left_it(
     ]
 
 
+async def test_an_event_shows_the_incident_as_it_left_it_though_it_changed_again_since(
+    served: Served, desk: Desk, reporter: Account, responder: Account
+) -> None:
+    """Two quick changes, both committed before the dispatcher reads either (as under load,
+    or in one batch): the first event still shows the incident as the first change left it."""
+    query = f"subscription {{ incidentEvents {{ kind incident {{ {INCIDENT_FIELDS} }} }} }}"
+    incident = await desk.report(reporter, "Checkout latency", impact="LOW", urgency="LOW")
+    async with subscribed(served, responder.token, query) as events:
+        async with served.app.state.events.paused():
+            classified = await desk.classify(responder, incident, impact="HIGH", urgency="HIGH")
+            assigned = await desk.assign(responder, classified, to=responder)
+        first, second = await events.next(), await events.next()
+
+    assert first == {"kind": "CLASSIFIED", "incident": classified}
+    assert (classified["priority"], classified["version"], classified["assignee"]) == (1, 2, None)
+    assert second == {"kind": "ASSIGNED", "incident": assigned}
+    assert (assigned["version"], assigned["assignee"]) == (3, {"username": responder.username})
+
+
+async def test_the_incident_subscription_shows_each_change_as_it_left_the_incident(
+    served: Served, desk: Desk, viewer: Account, reporter: Account, responder: Account
+) -> None:
+    incident = await desk.report(reporter, "Cache stampede", impact="LOW", urgency="LOW")
+    variables = {"id": incident["id"]}
+    async with subscribed(served, viewer.token, INCIDENT, variables, field="incident") as updates:
+        async with served.app.state.events.paused():
+            classified = await desk.classify(responder, incident, impact="HIGH", urgency="LOW")
+            working = await desk.change_status(responder, classified, "IN_PROGRESS")
+        pushed = [await updates.next(), await updates.next()]
+    assert pushed == [classified, working]
+    assert [(i["status"], i["version"]) for i in pushed] == [("NEW", 2), ("IN_PROGRESS", 3)]
+
+
 async def test_the_incident_subscription_shows_the_current_timeline(
     served: Served, desk: Desk, reporter: Account, responder: Account
 ) -> None:

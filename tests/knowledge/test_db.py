@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
+import os
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
@@ -13,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from knowledge import db as db_module
-from knowledge.db import Database, is_unreachable
+from knowledge.db import Database, DatabaseBusyError, is_busy, is_unreachable, sqlite_file
 from knowledge.numbering import Counter
 from tests.conftest import TEST_DATABASE_URL
 
@@ -119,3 +125,163 @@ async def test_another_engine_sees_the_version_a_write_committed(db: Database) -
         assert await other.data_version() == before + 1
     finally:
         await other.dispose()
+
+
+# One process of several writing one SQLite file: WRITERS concurrent writers, each
+# committing WRITES rows, every transaction reading before it writes and holding the
+# lock a little. SQLite's busy timeout is 0, so a writer that met another process's
+# write lock would fail at once with "database is locked" instead of hiding in the
+# busy loop: only the turns the processes take among themselves keep them apart.
+WRITER_PROCESS = """
+import asyncio, sys
+from pathlib import Path
+import sqlalchemy as sa
+from knowledge import db as db_module
+from knowledge.db import Database
+
+db_module.SQLITE_BUSY_TIMEOUT_MS = 0
+url, name, ready, processes, writers, writes = sys.argv[1:7]
+
+async def main() -> None:
+    db = Database(url)
+    async with db.read() as session:  # connected before the start line
+        await session.execute(sa.text("SELECT count(*) FROM notes"))
+    (Path(ready) / name).touch()
+    while len(list(Path(ready).iterdir())) < int(processes):
+        await asyncio.sleep(0.005)
+
+    async def write(w: int) -> None:
+        for n in range(int(writes)):
+            async with db.transaction() as session:
+                await session.execute(sa.text("SELECT count(*) FROM notes"))
+                await session.execute(
+                    sa.text("INSERT INTO notes VALUES (:note)"), {"note": f"{name}-{w}-{n}"}
+                )
+                await asyncio.sleep(0.002)
+
+    try:
+        await asyncio.gather(*(write(w) for w in range(int(writers))))
+    finally:
+        await db.dispose()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL != "", reason="SQLite's single writer")
+def test_sqlite_writers_of_several_processes_take_turns_and_lose_nothing(tmp_path: Path) -> None:
+    # given a database file and three processes about to write it at once
+    path = tmp_path / "shared.db"
+    keeper = sqlite3.connect(path)  # keeps the WAL open: no recovery races at connect
+    keeper.execute("PRAGMA journal_mode=WAL")
+    keeper.execute("CREATE TABLE notes (note TEXT)")
+    keeper.commit()
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    names, writers, writes = ["a", "b", "c"], 4, 15
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    try:
+        # when they all write, each with several writers of its own
+        processes = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    WRITER_PROCESS,
+                    f"sqlite+aiosqlite:///{path}",
+                    name,
+                    str(ready),
+                    str(len(names)),
+                    str(writers),
+                    str(writes),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name in names
+        ]
+        outcomes = [process.communicate(timeout=120) for process in processes]
+        # then none failed, and every write is there
+        for name, process, (_, stderr) in zip(names, processes, outcomes, strict=True):
+            assert process.returncode == 0, f"writer process {name} failed:\n{stderr[-3000:]}"
+        stored = sorted(note for (note,) in keeper.execute("SELECT note FROM notes"))
+    finally:
+        keeper.close()
+    expected = sorted(
+        f"{name}-{w}-{n}" for name in names for w in range(writers) for n in range(writes)
+    )
+    assert stored == expected
+
+
+@contextmanager
+def writers_lock_held(db: Database) -> Iterator[None]:
+    """The host's writer lock of ``db``'s file, held as another process's writer holds it
+    (a real ``flock`` on its own open file: it excludes other files within a process too)."""
+    database = sqlite_file(db.url)
+    assert database is not None
+    fd = os.open(database.with_name(database.name + "-writers.lock"), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL != "", reason="SQLite's single writer")
+async def test_a_write_that_waits_too_long_for_another_process_is_busy_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'busy.db'}")
+    try:
+        async with db.transaction() as session:
+            await session.execute(sa.text("CREATE TABLE notes (n INTEGER)"))
+        monkeypatch.setattr(db_module, "SQLITE_WRITE_WAIT_SECONDS", 0.2)
+
+        with writers_lock_held(db), pytest.raises(DatabaseBusyError) as raised:
+            async with db.transaction() as session:
+                await session.execute(sa.text("INSERT INTO notes VALUES (1)"))
+        async with db.transaction() as session:  # the lock is free again: a retry succeeds
+            await session.execute(sa.text("INSERT INTO notes VALUES (2)"))
+
+        assert is_busy(raised.value)
+        async with db.read() as session:
+            assert list(await session.scalars(sa.text("SELECT n FROM notes"))) == [2]
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL != "", reason="SQLite's single writer")
+async def test_a_write_lock_held_past_the_busy_timeout_by_another_program_is_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Programs that do not take the host's writer lock (the sqlite3 shell, a backup)
+    # meet SQLite's own busy timeout: its "database is locked" is the same clear error.
+    monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "shell.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    shell = sqlite3.connect(path, isolation_level=None)
+    try:
+        async with db.transaction() as session:
+            await session.execute(sa.text("CREATE TABLE notes (n INTEGER)"))
+        shell.execute("BEGIN IMMEDIATE")
+
+        with pytest.raises(DatabaseBusyError) as raised:
+            async with db.transaction() as session:
+                await session.execute(sa.text("INSERT INTO notes VALUES (1)"))
+        shell.execute("ROLLBACK")
+
+        assert isinstance(raised.value.__cause__, OperationalError)
+        assert is_busy(raised.value.__cause__)
+    finally:
+        shell.close()
+        await db.dispose()
+
+
+def test_only_a_lock_timeout_counts_as_busy() -> None:
+    locked = sqlite3.OperationalError("database is locked")
+    assert is_busy(OperationalError("BEGIN IMMEDIATE", None, locked))
+    assert is_busy(DatabaseBusyError("waited too long"))
+    assert not is_busy(OperationalError("SELECT", None, sqlite3.OperationalError("no such table")))
+    assert not is_busy(IntegrityError("INSERT", None, Exception("database is locked")))

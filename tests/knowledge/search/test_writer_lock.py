@@ -11,16 +11,19 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from whoosh import query as q
 
+from api.cli import main
 from knowledge.db import Database
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
-from knowledge.search.writer_lock import WriterLock
-from tests.knowledge.search.support import NEVER, found, publish
+from knowledge.search.writer_lock import WriterLock, rebuild_requests
+from tests.knowledge.search.support import NEVER, found, generation, generations, publish
 
 DEADLINE = 20.0
 PROCESS_TIMEOUT = 60
@@ -46,6 +49,23 @@ lock = WriterLock(Path(sys.argv[1]))
 print("held" if lock.acquire() else "refused", flush=True)
 time.sleep(3600)
 """
+
+
+@asynccontextmanager
+async def holder_process(root: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Another process holding the index's writer lock (until killed), as a server does."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(root), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), PROCESS_TIMEOUT)
+        assert line.decode().strip() == "held"
+        yield process
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(process.wait(), PROCESS_TIMEOUT)
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
@@ -97,19 +117,10 @@ def test_a_lock_whose_directory_was_replaced_is_no_longer_current(tmp_path: Path
 
 
 async def test_a_holder_killed_by_sigkill_gives_the_lock_up(tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", HOLDER, str(tmp_path), stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), PROCESS_TIMEOUT)
-        assert line.decode().strip() == "held"
-        mine = WriterLock(tmp_path)
+    mine = WriterLock(tmp_path)
+    async with holder_process(tmp_path) as process:  # killed with SIGKILL on the way out
         assert not mine.acquire(), "another process holds it"
         assert mine.holder() == process.pid
-    finally:
-        process.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(process.wait(), PROCESS_TIMEOUT)
     assert mine.acquire()
     assert mine.holder() == os.getpid()
     mine.release()
@@ -194,3 +205,95 @@ def test_a_read_section_keeps_its_searcher_while_the_writer_commits(tmp_path: Pa
     finally:
         reader.close()
         writer.close()
+
+
+# --- knownfix reindex beside a process that writes the index -----------------------------
+
+
+async def reindex(db: Database, root: Path, *flags: str) -> int:
+    """``knownfix reindex`` in a thread: it starts its own event loop, as in a shell."""
+    argv = ["reindex", "--database-url", db.url, "--index-dir", str(root), *flags]
+    return await asyncio.to_thread(main, argv)
+
+
+async def test_reindex_leaves_an_index_another_process_writes_as_it_was(
+    db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given an index built, and a process that writes it and never rebuilds on request
+    root = tmp_path / "index"
+    await publish(db, PUFFIN)
+    assert await reindex(db, root) == 0
+    capsys.readouterr()
+    before = generations(root)
+    async with holder_process(root) as holder:
+        # when reindex is run without waiting, then with too short a wait
+        at_once = await reindex(db, root, "--wait", "0")
+        refusal = capsys.readouterr().err
+        waited = await reindex(db, root, "--wait", "0.3")
+        timeout = capsys.readouterr().err
+
+        # then each says who writes it and what to do, and changes nothing
+        assert at_once == 1
+        assert f"is written by process {holder.pid}" in refusal
+        assert "nothing was done" in refusal
+        assert "--wait SECONDS" in refusal
+        assert waited == 1
+        assert f"process {holder.pid}, which writes the search index" in timeout
+        assert "has not rebuilt it within 0.3 s" in timeout
+        assert "longer --wait" in timeout
+        assert generations(root) == before
+        assert rebuild_requests(root) == [], "the request is withdrawn"
+
+
+async def test_reindex_has_the_server_that_writes_the_index_rebuild_it(
+    db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a running server's indexer, the writer of the index, looking every 50 ms
+    root = tmp_path / "index"
+    await publish(db, PUFFIN, OCELOT)
+    server = Indexer(db, SearchIndex(root), poll_interval=0.05)
+    await server.start()
+    try:
+        assert server.is_writer
+        before = generation(root)
+
+        # when reindex runs beside it
+        status = await reindex(db, root, "--wait", "60")
+
+        # then the server rebuilt the index into a new generation, and still writes it
+        captured = capsys.readouterr()
+        assert status == 0, captured.err
+        assert f"process {os.getpid()} rebuilt the index in {root} (2 documents)" in captured.out
+        assert generation(root) != before
+        assert generations(root) == [generation(root)]
+        assert rebuild_requests(root) == []
+        assert server.is_writer
+        await publish(db, (PUFFIN[0] + " again", PUFFIN[1]))
+        server.notify()
+        await until_found(db, server.index, "puffin", PUFFIN[0] + " again")
+    finally:
+        await server.stop()
+
+
+async def test_reindex_rebuilds_the_index_itself_when_its_writer_exits_meanwhile(
+    db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "index"
+    await publish(db, PUFFIN)
+    assert await reindex(db, root) == 0
+    before = generation(root)
+    async with holder_process(root) as holder:
+        # given reindex waiting for the writer to honour its request
+        rebuilding = asyncio.create_task(reindex(db, root, "--wait", "60"))
+        await until(lambda: bool(rebuild_requests(root)), "reindex to ask for a rebuild")
+        # when the writer exits instead
+        holder.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(holder.wait(), PROCESS_TIMEOUT)
+        status = await asyncio.wait_for(rebuilding, PROCESS_TIMEOUT)
+    # then reindex took the lock and rebuilt it itself
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert f"indexed 1 documents into {root}" in captured.out
+    assert generation(root) != before
+    assert rebuild_requests(root) == []
+    assert WriterLock(root).acquire(), "reindex gave the lock back"
