@@ -175,6 +175,8 @@ def test_sqlite_writers_of_several_processes_take_turns_and_lose_nothing(tmp_pat
     keeper = sqlite3.connect(path)  # keeps the WAL open: no recovery races at connect
     keeper.execute("PRAGMA journal_mode=WAL")
     keeper.execute("CREATE TABLE notes (note TEXT)")
+    # Every write transaction raises the data version, kept in the counters table.
+    keeper.execute("CREATE TABLE counters (name VARCHAR(40) PRIMARY KEY, value BIGINT)")
     keeper.commit()
     ready = tmp_path / "ready"
     ready.mkdir()
@@ -235,8 +237,9 @@ async def test_a_write_that_waits_too_long_for_another_process_is_busy_and_write
 ) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'busy.db'}")
     try:
-        async with db.transaction() as session:
-            await session.execute(sa.text("CREATE TABLE notes (n INTEGER)"))
+        async with db.engine.begin() as connection:
+            await connection.run_sync(Counter.__table__.create)
+            await connection.execute(sa.text("CREATE TABLE notes (n INTEGER)"))
         monkeypatch.setattr(db_module, "SQLITE_WRITE_WAIT_SECONDS", 0.2)
 
         with writers_lock_held(db), pytest.raises(DatabaseBusyError) as raised:
@@ -263,8 +266,9 @@ async def test_a_write_lock_held_past_the_busy_timeout_by_another_program_is_bus
     db = Database(f"sqlite+aiosqlite:///{path}")
     shell = sqlite3.connect(path, isolation_level=None)
     try:
-        async with db.transaction() as session:
-            await session.execute(sa.text("CREATE TABLE notes (n INTEGER)"))
+        async with db.engine.begin() as connection:
+            await connection.run_sync(Counter.__table__.create)
+            await connection.execute(sa.text("CREATE TABLE notes (n INTEGER)"))
         shell.execute("BEGIN IMMEDIATE")
 
         with pytest.raises(DatabaseBusyError) as raised:
