@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from whoosh import highlight, sorting
+from whoosh import highlight, matching, sorting
 from whoosh import query as q
 
 from knowledge.accounts.principal import Principal
@@ -45,6 +45,8 @@ MAX_OFFSET = 1000
 FRAGMENTS_PER_FIELD = 2
 MAX_TERMS = 8
 MAX_QUERY_TERMS = 500
+# Postings a suggestion search may walk (see ``_affordable``).
+POSTINGS_BUDGET = 10**9
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -382,16 +384,81 @@ def _boost_repeated(query: q.Query, text: str, analyzer: Any) -> q.Query:
     return query.accept(boost)
 
 
+class _RequireMatcher(matching.RequireMatcher):  # type: ignore[misc]
+    """Whoosh's, with block-max skipping that works: its ``skip_to_quality`` re-syncs
+    the two sides even when they already agree (or one is exhausted), and trips an
+    assertion in ``IntersectionMatcher._find_next``."""
+
+    def skip_to_quality(self, minquality: float) -> int:
+        a, b = self.a, self.b
+        skipped: int = a.skip_to_quality(minquality)
+        if a.is_active() and b.is_active() and a.id() != b.id():
+            self.child._find_next()
+        return skipped
+
+    def replace(self, minquality: float = 0) -> Any:
+        if not self.child.is_active():
+            return matching.NullMatcher()
+        scored = self.a.replace(minquality)
+        if not scored.is_active():
+            return matching.NullMatcher()
+        return self if scored is self.a else _RequireMatcher(scored, self.b)
+
+
+class _Require(q.Require):  # type: ignore[misc]
+    """Documents of ``a`` that ``b`` also matches, scored by ``a`` alone."""
+
+    def matcher(self, searcher: Any, context: Any = None) -> Any:
+        scored = self.a.matcher(searcher, context)
+        return _RequireMatcher(scored, self.b.matcher(searcher, searcher.boolean_context()))
+
+
+def _affordable(query: q.Query, reader: Any, budget: int) -> q.Query:
+    """An OR of terms cut to its rarest (field, word) terms whose postings add up to at
+    most ``budget`` (the rarest always stays), rarest first.
+
+    Whoosh walks every posting of every term of an OR: a word in half the documents
+    costs half the index in every field it is looked for in, for the least weight
+    (its IDF is low). Rarest first also groups the terms that cannot lift a document
+    into the top results on their own, so that Whoosh's block-max replacement can
+    make them optional (``UnionMatcher.replace``) and skip what only they match.
+    """
+    if not isinstance(query, q.Or):
+        return query
+    terms = [
+        (reader.doc_frequency(sub.fieldname, sub.text), n, sub)
+        for n, sub in enumerate(query.subqueries)
+        if isinstance(sub, q.Term)
+    ]
+    others = [sub for sub in query.subqueries if not isinstance(sub, q.Term)]
+    kept: list[q.Query] = []
+    spent = 0
+    for frequency, _, term in sorted(t for t in terms if t[0]):
+        if kept and spent + frequency > budget:
+            break
+        kept.append(term)
+        spent += frequency
+    return q.Or([*kept, *others]) if kept or others else q.NullQuery
+
+
 def _match_many(
-    index: SearchIndex, text: str, searches: Sequence[tuple[q.Query, int]], max_terms: int
+    index: SearchIndex,
+    text: str,
+    searches: Sequence[tuple[q.Query, int]],
+    max_terms: int,
+    budget: int = POSTINGS_BUDGET,
 ) -> tuple[list[list[Match]], frozenset[str]]:
     with index.reading():
         parsed, _ = parse(index.schema, informative_words(index, text, max_terms))
         parsed = _boost_repeated(parsed, text, index.schema["body"].analyzer)
+        searched = _affordable(parsed, index.searcher().reader(), budget)
+        # Require, not ``filter=``: the same documents with the same scores, but the
+        # kind and status postings steer the walk, so the article search skips the
+        # incidents' postings (a filter only drops them after they are scored).
         found = [
             [
                 Match(key=hit["key"], score=float(hit.score or 0.0))
-                for hit in index.run_query(parsed, limit=limit, filter=visible)
+                for hit in index.run_query(_Require(searched, visible), limit=limit)
             ]
             for visible, limit in searches
         ]

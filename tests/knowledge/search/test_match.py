@@ -1,0 +1,57 @@
+"""The suggestion searches (``match``) find what a filtered search finds, with the same
+scores, on an index big enough for Whoosh's block-max skipping and matcher
+replacement to kick in (Whoosh's own ``Require`` loses documents there)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from knowledge.accounts.principal import SYSTEM
+from knowledge.search import service as search
+from knowledge.search.index import SearchIndex
+from knowledge.search.query import parse
+
+WORDS = [
+    "redis", "timeout", "replica", "quorum", "kafka", "broker", "offset", "nginx", "upstream",
+    "socket", "postgres", "vacuum", "deadlock", "tls", "handshake", "certificate", "expired",
+    "disk", "full", "inode", "cron", "backup", "dns", "lookup",
+]  # fmt: skip
+STATUSES = {"article": "published", "known_error": "open", "incident": "resolved"}
+
+
+def document(n: int, rng: random.Random) -> dict[str, object]:
+    kind = ("article", "known_error", "incident")[n % 3]
+    return {
+        "key": f"{kind}:{n}", "kind": kind, "status": STATUSES[kind], "category": "",
+        "services": "", "tags": "", "title": " ".join(rng.sample(WORDS, 3)),
+        "symptoms": " ".join(rng.choices(WORDS, k=12)), "body": " ".join(rng.choices(WORDS, k=30)),
+    }  # fmt: skip
+
+
+def test_matches_equal_a_filtered_search_with_block_skipping(tmp_path: Path) -> None:
+    index = SearchIndex(tmp_path / "index")
+    index.open()
+    rng = random.Random(7)  # noqa: S311 (test text, not security)
+    rebuild = index.begin_rebuild()
+    rebuild.add(document(n, rng) for n in range(600))
+    rebuild.finish(1)
+    filters = [
+        (search.SearchFilter(kinds=["article", "known_error"]), 20),
+        (search.SearchFilter(kinds=["incident"]), 11),
+    ]
+    visible = [(search._visibility(SYSTEM, f), limit) for f, limit in filters]
+    try:
+        for text in ("redis replica timeout", "tls certificate expired dns", "vacuum deadlock"):
+            found, _ = search._match_many(index, text, visible, max_terms=32)
+            with index.reading():
+                parsed, _ = parse(index.schema, text)
+                expected = [
+                    [(h["key"], round(h.score, 6)) for h in index.run_query(
+                        parsed, limit=limit, filter=allowed)]
+                    for allowed, limit in visible
+                ]  # fmt: skip
+            assert [[(m.key, round(m.score, 6)) for m in hits] for hits in found] == expected
+            assert all(len(hits) == limit for hits, (_, limit) in zip(found, filters, strict=True))
+    finally:
+        index.close()
