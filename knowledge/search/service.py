@@ -12,11 +12,12 @@ import copy
 import dataclasses
 import math
 import re
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from whoosh import highlight, matching, sorting
+from whoosh import highlight, sorting
 from whoosh import query as q
 
 from knowledge.accounts.principal import Principal
@@ -46,7 +47,7 @@ FRAGMENTS_PER_FIELD = 2
 MAX_TERMS = 8
 MAX_QUERY_TERMS = 500
 # Postings a suggestion search may walk (see ``_affordable``).
-POSTINGS_BUDGET = 10**9
+POSTINGS_BUDGET = 20_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -384,44 +385,14 @@ def _boost_repeated(query: q.Query, text: str, analyzer: Any) -> q.Query:
     return query.accept(boost)
 
 
-class _RequireMatcher(matching.RequireMatcher):  # type: ignore[misc]
-    """Whoosh's, with block-max skipping that works: its ``skip_to_quality`` re-syncs
-    the two sides even when they already agree (or one is exhausted), and trips an
-    assertion in ``IntersectionMatcher._find_next``."""
-
-    def skip_to_quality(self, minquality: float) -> int:
-        a, b = self.a, self.b
-        skipped: int = a.skip_to_quality(minquality)
-        if a.is_active() and b.is_active() and a.id() != b.id():
-            self.child._find_next()
-        return skipped
-
-    def replace(self, minquality: float = 0) -> Any:
-        if not self.child.is_active():
-            return matching.NullMatcher()
-        scored = self.a.replace(minquality)
-        if not scored.is_active():
-            return matching.NullMatcher()
-        return self if scored is self.a else _RequireMatcher(scored, self.b)
-
-
-class _Require(q.Require):  # type: ignore[misc]
-    """Documents of ``a`` that ``b`` also matches, scored by ``a`` alone."""
-
-    def matcher(self, searcher: Any, context: Any = None) -> Any:
-        scored = self.a.matcher(searcher, context)
-        return _RequireMatcher(scored, self.b.matcher(searcher, searcher.boolean_context()))
-
-
 def _affordable(query: q.Query, reader: Any, budget: int) -> q.Query:
     """An OR of terms cut to its rarest (field, word) terms whose postings add up to at
-    most ``budget`` (the rarest always stays), rarest first.
+    most ``budget`` (the rarest always stays); terms no document has are dropped.
 
-    Whoosh walks every posting of every term of an OR: a word in half the documents
-    costs half the index in every field it is looked for in, for the least weight
-    (its IDF is low). Rarest first also groups the terms that cannot lift a document
-    into the top results on their own, so that Whoosh's block-max replacement can
-    make them optional (``UnionMatcher.replace``) and skip what only they match.
+    Whoosh reads every posting of every term of an OR, in Python: a word in half the
+    documents costs half the index in every field it is looked for in, for the least
+    weight (its IDF is low). The budget bounds the work of a search whatever the size
+    of the index; on a small index nothing is cut.
     """
     if not isinstance(query, q.Or):
         return query
@@ -438,7 +409,28 @@ def _affordable(query: q.Query, reader: Any, budget: int) -> q.Query:
             break
         kept.append(term)
         spent += frequency
-    return q.Or([*kept, *others]) if kept or others else q.NullQuery
+    if not (kept or others):
+        return q.NullQuery
+    cut = q.Or([*kept, *others])
+    # Term at a time: each term's postings are read into an array of scores per 2,048
+    # documents, instead of a binary tree of union matchers stepping every term for
+    # every document (and recomputing the tree's bounds every ten documents).
+    cut.matcher_type = q.Or.ARRAY_MATCHER
+    return cut
+
+
+_ALLOWED: weakref.WeakKeyDictionary[Any, dict[str, set[int]]] = weakref.WeakKeyDictionary()
+
+
+def _allowed(searcher: Any, visible: q.Query) -> set[int]:
+    """The documents a visibility query allows, computed once per searcher (it is
+    replaced when the index changes): a filter given as a query is re-read from the
+    kind and status postings of every document at every search."""
+    known = _ALLOWED.setdefault(searcher, {})
+    key = repr(visible)
+    if key not in known:
+        known[key] = set(searcher.docs_for_query(visible))
+    return known[key]
 
 
 def _match_many(
@@ -452,13 +444,12 @@ def _match_many(
         parsed, _ = parse(index.schema, informative_words(index, text, max_terms))
         parsed = _boost_repeated(parsed, text, index.schema["body"].analyzer)
         searched = _affordable(parsed, index.searcher().reader(), budget)
-        # Require, not ``filter=``: the same documents with the same scores, but the
-        # kind and status postings steer the walk, so the article search skips the
-        # incidents' postings (a filter only drops them after they are scored).
         found = [
             [
                 Match(key=hit["key"], score=float(hit.score or 0.0))
-                for hit in index.run_query(_Require(searched, visible), limit=limit)
+                for hit in index.run_query(
+                    searched, limit=limit, filter=_allowed(index.searcher(), visible)
+                )
             ]
             for visible, limit in searches
         ]
