@@ -1,11 +1,13 @@
-"""The suggestion searches (``match``) find what a filtered search finds, with the same
-scores, on an index big enough for Whoosh's block-max skipping and matcher
-replacement to kick in (Whoosh's own ``Require`` loses documents there)."""
+"""The suggestion searches (``match``): what a filtered search with the whole query finds,
+with the same scores, while the postings budget cuts nothing; and the rarest terms
+when it does."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
+
+from whoosh import query as q
 
 from knowledge.accounts.principal import SYSTEM
 from knowledge.search import service as search
@@ -29,7 +31,7 @@ def document(n: int, rng: random.Random) -> dict[str, object]:
     }  # fmt: skip
 
 
-def test_matches_equal_a_filtered_search_with_block_skipping(tmp_path: Path) -> None:
+def test_matches_equal_a_filtered_search_within_the_budget(tmp_path: Path) -> None:
     index = SearchIndex(tmp_path / "index")
     index.open()
     rng = random.Random(7)  # noqa: S311 (test text, not security)
@@ -43,7 +45,7 @@ def test_matches_equal_a_filtered_search_with_block_skipping(tmp_path: Path) -> 
     visible = [(search._visibility(SYSTEM, f), limit) for f, limit in filters]
     try:
         for text in ("redis replica timeout", "tls certificate expired dns", "vacuum deadlock"):
-            found, _ = search._match_many(index, text, visible, max_terms=32)
+            found, _ = search._match_many(index, text, visible, max_terms=32, budget=10**9)
             with index.reading():
                 parsed, _ = parse(index.schema, text)
                 expected = [
@@ -53,5 +55,30 @@ def test_matches_equal_a_filtered_search_with_block_skipping(tmp_path: Path) -> 
                 ]  # fmt: skip
             assert [[(m.key, round(m.score, 6)) for m in hits] for hits in found] == expected
             assert all(len(hits) == limit for hits, (_, limit) in zip(found, filters, strict=True))
+    finally:
+        index.close()
+
+
+def test_the_budget_keeps_the_rarest_terms(tmp_path: Path) -> None:
+    index = SearchIndex(tmp_path / "index")
+    index.open()
+    rng = random.Random(3)  # noqa: S311 (test text, not security)
+    rebuild = index.begin_rebuild()
+    rebuild.add(document(n, rng) for n in range(300))
+    rebuild.add([document(300, rng) | {"key": "article:300", "title": "zookeeper quorum lost"}])
+    rebuild.finish(1)
+    visible = [(search._visibility(SYSTEM, search.SearchFilter(kinds=["article"])), 5)]
+    try:
+        with index.reading():
+            reader = index.searcher().reader()
+            parsed, _ = parse(index.schema, "redis zookeeper")
+            cut = search._affordable(parsed, reader, budget=20)
+            unknown = search._affordable(parse(index.schema, "xylophone")[0], reader, budget=20)
+        assert {(t.fieldname, t.text) for t in cut.leaves()} == {("title", "zookeep")}
+        assert unknown is q.NullQuery
+        found, _ = search._match_many(index, "redis zookeeper", visible, max_terms=32, budget=20)
+        assert [m.key for m in found[0]] == ["article:300"]
+        everything, _ = search._match_many(index, "redis zookeeper", visible, 32, budget=10**9)
+        assert len(everything[0]) == 5
     finally:
         index.close()
