@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from whoosh import highlight, sorting
+from whoosh import collectors, highlight, sorting
 from whoosh import query as q
 
 from knowledge.accounts.principal import Principal
@@ -444,15 +444,18 @@ def _match_many(
         parsed, _ = parse(index.schema, informative_words(index, text, max_terms))
         parsed = _boost_repeated(parsed, text, index.schema["body"].analyzer)
         searched = _affordable(parsed, index.searcher().reader(), budget)
-        found = [
-            [
-                Match(key=hit["key"], score=float(hit.score or 0.0))
-                for hit in index.run_query(
-                    searched, limit=limit, filter=_allowed(index.searcher(), visible)
-                )
-            ]
-            for visible, limit in searches
-        ]
+        searcher = index.searcher()
+        found = []
+        for visible, limit in searches:
+            # No matcher replacement: the array matcher has nothing to replace, and the
+            # collector would ask every term whether it supports block quality every
+            # ten documents.
+            top = collectors.TopCollector(limit=limit, replace=0)
+            allowed = collectors.FilterCollector(top, allow=_allowed(searcher, visible))
+            searcher.search_with_collector(searched, allowed)
+            found.append(
+                [Match(key=hit["key"], score=float(hit.score or 0.0)) for hit in allowed.results()]
+            )
         return found, _query_terms(parsed, index.searcher().reader())
 
 
