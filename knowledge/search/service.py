@@ -445,17 +445,17 @@ def _match_many(
         parsed = _boost_repeated(parsed, text, index.schema["body"].analyzer)
         searched = _affordable(parsed, index.searcher().reader(), budget)
         searcher = index.searcher()
-        found = []
+        found: list[list[Match]] = []
         for visible, limit in searches:
             # No matcher replacement: the array matcher has nothing to replace, and the
             # collector would ask every term whether it supports block quality every
             # ten documents.
             top = collectors.TopCollector(limit=limit, replace=0)
-            allowed = collectors.FilterCollector(top, allow=_allowed(searcher, visible))
-            searcher.search_with_collector(searched, allowed)
-            found.append(
-                [Match(key=hit["key"], score=float(hit.score or 0.0)) for hit in allowed.results()]
-            )
+            if not (allow := _allowed(searcher, visible)):
+                found.append([])  # an empty set would be read as "no filter"
+                continue
+            hits = index.run_query(searched, collector=collectors.FilterCollector(top, allow))
+            found.append([Match(key=hit["key"], score=float(hit.score or 0.0)) for hit in hits])
         return found, _query_terms(parsed, index.searcher().reader())
 
 

@@ -82,3 +82,23 @@ def test_the_budget_keeps_the_rarest_terms(tmp_path: Path) -> None:
         assert len(everything[0]) == 5
     finally:
         index.close()
+
+
+def test_no_visible_document_means_no_match(tmp_path: Path) -> None:
+    # An empty allowed set is no filter at all to Whoosh: the incident search of an
+    # index without incidents would return articles.
+    index = SearchIndex(tmp_path / "index")
+    index.open()
+    rng = random.Random(5)  # noqa: S311 (test text, not security)
+    rebuild = index.begin_rebuild()
+    rebuild.add(document(n, rng) for n in range(0, 60, 3))  # articles only
+    rebuild.finish(1)
+    filters = [search.SearchFilter(kinds=["incident"]), search.SearchFilter(kinds=["article"])]
+    visible = [(search._visibility(SYSTEM, f), 5) for f in filters]
+    try:
+        (incidents, articles), _ = search._match_many(index, "redis timeout", visible, 32)
+        assert incidents == []
+        assert articles
+        assert all(m.key.startswith("article:") for m in articles)
+    finally:
+        index.close()
