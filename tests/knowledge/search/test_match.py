@@ -4,7 +4,9 @@ when it does."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from whoosh import query as q
@@ -31,19 +33,28 @@ def document(n: int, rng: random.Random) -> dict[str, object]:
     }  # fmt: skip
 
 
-def test_matches_equal_a_filtered_search_within_the_budget(tmp_path: Path) -> None:
-    index = SearchIndex(tmp_path / "index")
+@contextlib.contextmanager
+def built(root: Path, documents: Iterable[dict[str, object]]) -> Iterator[SearchIndex]:
+    """An index holding ``documents``, built the way a rebuild builds it."""
+    index = SearchIndex(root)
     index.open()
-    rng = random.Random(7)  # noqa: S311 (test text, not security)
     rebuild = index.begin_rebuild()
-    rebuild.add(document(n, rng) for n in range(600))
+    rebuild.add(documents)
     rebuild.finish(1)
+    try:
+        yield index
+    finally:
+        index.close()
+
+
+def test_matches_equal_a_filtered_search_within_the_budget(tmp_path: Path) -> None:
+    rng = random.Random(7)  # noqa: S311 (test text, not security)
     filters = [
         (search.SearchFilter(kinds=["article", "known_error"]), 20),
         (search.SearchFilter(kinds=["incident"]), 11),
     ]
     visible = [(search._visibility(SYSTEM, f), limit) for f, limit in filters]
-    try:
+    with built(tmp_path / "index", (document(n, rng) for n in range(600))) as index:
         for text in ("redis replica timeout", "tls certificate expired dns", "vacuum deadlock"):
             found, _ = search._match_many(index, text, visible, max_terms=32, budget=10**9)
             with index.reading():
@@ -55,20 +66,14 @@ def test_matches_equal_a_filtered_search_within_the_budget(tmp_path: Path) -> No
                 ]  # fmt: skip
             assert [[(m.key, round(m.score, 6)) for m in hits] for hits in found] == expected
             assert all(len(hits) == limit for hits, (_, limit) in zip(found, filters, strict=True))
-    finally:
-        index.close()
 
 
 def test_the_budget_keeps_the_rarest_terms(tmp_path: Path) -> None:
-    index = SearchIndex(tmp_path / "index")
-    index.open()
     rng = random.Random(3)  # noqa: S311 (test text, not security)
-    rebuild = index.begin_rebuild()
-    rebuild.add(document(n, rng) for n in range(300))
-    rebuild.add([document(300, rng) | {"key": "article:300", "title": "zookeeper quorum lost"}])
-    rebuild.finish(1)
+    documents = [document(n, rng) for n in range(300)]
+    documents.append(document(300, rng) | {"key": "article:300", "title": "zookeeper quorum lost"})
     visible = [(search._visibility(SYSTEM, search.SearchFilter(kinds=["article"])), 5)]
-    try:
+    with built(tmp_path / "index", documents) as index:
         with index.reading():
             reader = index.searcher().reader()
             parsed, _ = parse(index.schema, "redis zookeeper")
@@ -80,25 +85,17 @@ def test_the_budget_keeps_the_rarest_terms(tmp_path: Path) -> None:
         assert [m.key for m in found[0]] == ["article:300"]
         everything, _ = search._match_many(index, "redis zookeeper", visible, 32, budget=10**9)
         assert len(everything[0]) == 5
-    finally:
-        index.close()
 
 
 def test_no_visible_document_means_no_match(tmp_path: Path) -> None:
     # An empty allowed set is no filter at all to Whoosh: the incident search of an
     # index without incidents would return articles.
-    index = SearchIndex(tmp_path / "index")
-    index.open()
     rng = random.Random(5)  # noqa: S311 (test text, not security)
-    rebuild = index.begin_rebuild()
-    rebuild.add(document(n, rng) for n in range(0, 60, 3))  # articles only
-    rebuild.finish(1)
+    articles_only = (document(n, rng) for n in range(0, 60, 3))
     filters = [search.SearchFilter(kinds=["incident"]), search.SearchFilter(kinds=["article"])]
     visible = [(search._visibility(SYSTEM, f), 5) for f in filters]
-    try:
+    with built(tmp_path / "index", articles_only) as index:
         (incidents, articles), _ = search._match_many(index, "redis timeout", visible, 32)
         assert incidents == []
         assert articles
         assert all(m.key.startswith("article:") for m in articles)
-    finally:
-        index.close()
