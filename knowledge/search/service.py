@@ -443,8 +443,8 @@ def _match_many(
     with index.reading():
         parsed, _ = parse(index.schema, informative_words(index, text, max_terms))
         parsed = _boost_repeated(parsed, text, index.schema["body"].analyzer)
-        searched = _affordable(parsed, index.searcher().reader(), budget)
         searcher = index.searcher()
+        searched = _affordable(parsed, searcher.reader(), budget)
         found: list[list[Match]] = []
         for visible, limit in searches:
             # No matcher replacement: the array matcher has nothing to replace, and the
@@ -456,7 +456,7 @@ def _match_many(
                 continue
             hits = index.run_query(searched, collector=collectors.FilterCollector(top, allow))
             found.append([Match(key=hit["key"], score=float(hit.score or 0.0)) for hit in hits])
-        return found, _query_terms(parsed, index.searcher().reader())
+        return found, _query_terms(parsed, searcher.reader())
 
 
 async def match(
