@@ -231,9 +231,13 @@ class SearchIndex:
         ix = whoosh_index.open_dir(str(self.root / name))
         return Rebuild(self, name, ix.writer(timeout=self.write_timeout, limitmb=128))
 
-    def run_query(self, query: Query, **kwargs: Any) -> Any:
+    def run_query(self, query: Query, *, collector: Any = None, **kwargs: Any) -> Any:
         """Search with the shared searcher; the caller extracts what it needs under
-        ``reading()`` because results are tied to the searcher that made them."""
+        ``reading()`` because results are tied to the searcher that made them. With a
+        ``collector`` of the caller's, the search runs through it (its results)."""
+        if collector is not None:
+            self.searcher().search_with_collector(query, collector)
+            return collector.results()
         return self.searcher().search(query, **kwargs)
 
 

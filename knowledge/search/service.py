@@ -12,11 +12,12 @@ import copy
 import dataclasses
 import math
 import re
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from whoosh import highlight, sorting
+from whoosh import collectors, highlight, sorting
 from whoosh import query as q
 
 from knowledge.accounts.principal import Principal
@@ -45,6 +46,8 @@ MAX_OFFSET = 1000
 FRAGMENTS_PER_FIELD = 2
 MAX_TERMS = 8
 MAX_QUERY_TERMS = 500
+# Postings a suggestion search may walk (see ``_affordable``).
+POSTINGS_BUDGET = 20_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -382,20 +385,78 @@ def _boost_repeated(query: q.Query, text: str, analyzer: Any) -> q.Query:
     return query.accept(boost)
 
 
+def _affordable(query: q.Query, reader: Any, budget: int) -> q.Query:
+    """An OR of terms cut to its rarest (field, word) terms whose postings add up to at
+    most ``budget`` (the rarest always stays); terms no document has are dropped.
+
+    Whoosh reads every posting of every term of an OR, in Python: a word in half the
+    documents costs half the index in every field it is looked for in, for the least
+    weight (its IDF is low). The budget bounds the work of a search whatever the size
+    of the index; on a small index nothing is cut.
+    """
+    if not isinstance(query, q.Or):
+        return query
+    terms = [
+        (reader.doc_frequency(sub.fieldname, sub.text), n, sub)
+        for n, sub in enumerate(query.subqueries)
+        if isinstance(sub, q.Term)
+    ]
+    others = [sub for sub in query.subqueries if not isinstance(sub, q.Term)]
+    kept: list[q.Query] = []
+    spent = 0
+    for frequency, _, term in sorted(t for t in terms if t[0]):
+        if kept and spent + frequency > budget:
+            break
+        kept.append(term)
+        spent += frequency
+    if not (kept or others):
+        return q.NullQuery
+    cut = q.Or([*kept, *others])
+    # Term at a time: each term's postings are read into an array of scores per 2,048
+    # documents, instead of a binary tree of union matchers stepping every term for
+    # every document (and recomputing the tree's bounds every ten documents).
+    cut.matcher_type = q.Or.ARRAY_MATCHER
+    return cut
+
+
+_ALLOWED: weakref.WeakKeyDictionary[Any, dict[str, set[int]]] = weakref.WeakKeyDictionary()
+
+
+def _allowed(searcher: Any, visible: q.Query) -> set[int]:
+    """The documents a visibility query allows, computed once per searcher (it is
+    replaced when the index changes): a filter given as a query is re-read from the
+    kind and status postings of every document at every search."""
+    known = _ALLOWED.setdefault(searcher, {})
+    key = repr(visible)
+    if key not in known:
+        known[key] = set(searcher.docs_for_query(visible))
+    return known[key]
+
+
 def _match_many(
-    index: SearchIndex, text: str, searches: Sequence[tuple[q.Query, int]], max_terms: int
+    index: SearchIndex,
+    text: str,
+    searches: Sequence[tuple[q.Query, int]],
+    max_terms: int,
+    budget: int = POSTINGS_BUDGET,
 ) -> tuple[list[list[Match]], frozenset[str]]:
     with index.reading():
         parsed, _ = parse(index.schema, informative_words(index, text, max_terms))
         parsed = _boost_repeated(parsed, text, index.schema["body"].analyzer)
-        found = [
-            [
-                Match(key=hit["key"], score=float(hit.score or 0.0))
-                for hit in index.run_query(parsed, limit=limit, filter=visible)
-            ]
-            for visible, limit in searches
-        ]
-        return found, _query_terms(parsed, index.searcher().reader())
+        searcher = index.searcher()
+        searched = _affordable(parsed, searcher.reader(), budget)
+        found: list[list[Match]] = []
+        for visible, limit in searches:
+            # No matcher replacement: the array matcher has nothing to replace, and the
+            # collector would ask every term whether it supports block quality every
+            # ten documents.
+            top = collectors.TopCollector(limit=limit, replace=0)
+            if not (allow := _allowed(searcher, visible)):
+                found.append([])  # an empty set would be read as "no filter"
+                continue
+            hits = index.run_query(searched, collector=collectors.FilterCollector(top, allow))
+            found.append([Match(key=hit["key"], score=float(hit.score or 0.0)) for hit in hits])
+        return found, _query_terms(parsed, searcher.reader())
 
 
 async def match(
