@@ -453,8 +453,11 @@ class Database:
         try:
             async with self._write_turn(), self._write() as session, session.begin():
                 yield session
-                await session.flush()  # the counter's row lock last: held for one statement
-                await _bump_data_version(session)
+                # A body that rolled back on purpose (an import with problems) wrote
+                # nothing, and its transaction is closed: there is nothing to announce.
+                if session.in_transaction():
+                    await session.flush()  # the counter's row lock last: one statement
+                    await _bump_data_version(session)
         except DBAPIError as error:
             if self.is_sqlite and is_busy(error):
                 raise DatabaseBusyError(

@@ -116,6 +116,17 @@ async def test_every_committed_write_transaction_raises_the_data_version(db: Dat
     assert await db.data_version() == before + 1
 
 
+async def test_a_transaction_its_body_rolled_back_ends_quietly_and_keeps_the_version(
+    db: Database,
+) -> None:
+    # An import with problems rolls its whole batch back and returns normally.
+    before = await db.data_version()
+    async with db.transaction() as session:
+        await session.execute(sa.text("DELETE FROM outbox"))
+        await session.rollback()
+    assert await db.data_version() == before
+
+
 async def test_another_engine_sees_the_version_a_write_committed(db: Database) -> None:
     other = Database(db.url)
     try:
