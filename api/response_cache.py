@@ -84,7 +84,7 @@ class ResponseCache:
     ) -> bool:
         """Store ``body`` computed after reading ``version``; False when not stored."""
         self._see(version)
-        cost = len(body) + ENTRY_OVERHEAD + sum(len(k) + len(v) for k, v in headers)
+        cost = _cost((body, headers))
         if version != self.version or cost > self.max_entry_bytes or cost > self.max_bytes:
             return False  # computed before a newer write, or too large
         previous = self._entries.pop(key, None)
