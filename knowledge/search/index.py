@@ -33,6 +33,7 @@ from whoosh.fields import Schema
 from whoosh.query import Query
 from whoosh.searching import Searcher
 
+from knowledge.search.arrays import PostingsCache
 from knowledge.search.documents import Document
 from knowledge.search.schema import META_KEY, SCHEMA_VERSION, build_schema, meta_document
 
@@ -40,6 +41,7 @@ logger = logging.getLogger("knownfix.search")
 
 CURRENT = "current"
 WRITE_TIMEOUT_SECONDS = 10.0
+POSTINGS_CACHE_BYTES = 256 * 1024 * 1024
 
 
 class IndexUnavailableError(RuntimeError):
@@ -47,8 +49,17 @@ class IndexUnavailableError(RuntimeError):
 
 
 class SearchIndex:
-    def __init__(self, root: Path, *, write_timeout: float = WRITE_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        write_timeout: float = WRITE_TIMEOUT_SECONDS,
+        postings_cache_bytes: int = POSTINGS_CACHE_BYTES,
+    ) -> None:
         self.root = root
+        # Postings read into arrays for the suggestion searches (``arrays``), kept
+        # across searchers: they are per segment, and segments never change.
+        self.postings = PostingsCache(postings_cache_bytes)
         self.write_timeout = write_timeout
         self._ix: Any = None
         self._generation: str | None = None
@@ -147,6 +158,7 @@ class SearchIndex:
             if self._searcher is not None:
                 self._searcher.close()
             self._ix = self._generation = self._searcher = None
+            self.postings.clear()
 
     # --- reading ----------------------------------------------------------------------
 

@@ -10,15 +10,16 @@ import asyncio
 import collections
 import copy
 import dataclasses
+import functools
 import math
 import re
-import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from whoosh import collectors, highlight, sorting
+from whoosh import highlight, sorting
 from whoosh import query as q
+from whoosh.analysis import Token
 
 from knowledge.accounts.principal import Principal
 from knowledge.accounts.roles import Role
@@ -30,6 +31,8 @@ from knowledge.incidents.models import Incident
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.models import KnownError, KnownErrorStatus
 from knowledge.pagination import check_page_size
+from knowledge.search import arrays
+from knowledge.search.analysis import analyzer as text_analyzer
 from knowledge.search.documents import (
     Document,
     article_document,
@@ -295,16 +298,40 @@ def _run(
     return _Found(hits, total, facet_values, suggestion, plain, terms)
 
 
-def _matched(document: Document, terms: frozenset[str], analyzer: Any) -> dict[str, set[str]]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Analysed:
+    """A text's terms with where each one stands, as the highlighter reads them."""
+
+    terms: tuple[str, ...]
+    spans: tuple[tuple[int, int], ...]
+    vocabulary: frozenset[str]
+
+
+@functools.lru_cache(maxsize=512)
+def _analysed(text: str) -> _Analysed:
+    """The analysis of a text, kept for the texts seen last: the same articles are
+    shown for incident after incident, and analysing a long body (stemming every
+    word) cost more than the two searches that found it."""
+    terms, spans = [], []
+    for token in _ANALYZER(text, chars=True, mode="query", removestops=False):
+        terms.append(token.text)
+        spans.append((token.startchar, token.endchar))
+    return _Analysed(tuple(terms), tuple(spans), frozenset(terms))
+
+
+_ANALYZER = text_analyzer()  # every text field's (schema.build_schema)
+
+
+def _matched(document: Document, terms: frozenset[str]) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for field in TEXT_FIELDS:
         text = str(document.get(field) or "")
         if field == "tags":
-            words = {t.strip().lower() for t in text.split(",")}
+            words: frozenset[str] = frozenset(t.strip().lower() for t in text.split(","))
         else:
-            words = {t.text for t in analyzer(text)}
+            words = _analysed(text).vocabulary
         if matched := words & terms:
-            found[field] = matched
+            found[field] = set(matched)
     return found
 
 
@@ -313,17 +340,36 @@ _FORMATTER = highlight.HtmlFormatter(tagname="mark", between=SEPARATOR)
 _FRAGMENTER = highlight.ContextFragmenter(maxchars=160, surround=60)
 
 
-def _highlights(document: Document, terms: dict[str, set[str]], analyzer: Any) -> list[Highlight]:
+def _fragments(text: str, words: set[str]) -> str:
+    """``highlight.highlight`` over the kept analysis of the text."""
+    analysed = _analysed(text)
+    token = Token(chars=True, mode="query", removestops=False)
+
+    def tokens() -> Iterator[Token]:
+        for term, (token.startchar, token.endchar) in zip(
+            analysed.terms, analysed.spans, strict=True
+        ):
+            token.text = term
+            token.matched = term in words
+            yield token
+
+    fragments = highlight.top_fragments(
+        _FRAGMENTER.fragment_tokens(text, tokens()),
+        FRAGMENTS_PER_FIELD,
+        highlight.BasicFragmentScorer(),
+        highlight.FIRST,
+    )
+    return str(_FORMATTER(text, fragments))
+
+
+def _highlights(document: Document, terms: dict[str, set[str]]) -> list[Highlight]:
     result = []
     for field in HIGHLIGHT_FIELDS:
         words = terms.get(field)
         text = str(document.get(field) or "")
         if not words or not text:
             continue
-        html = highlight.highlight(
-            text, frozenset(words), analyzer, _FRAGMENTER, _FORMATTER, top=FRAGMENTS_PER_FIELD
-        )
-        if html:
+        if html := _fragments(text, words):
             result.append(Highlight(field=field, fragments=html.split(SEPARATOR)))
     return result
 
@@ -385,52 +431,32 @@ def _boost_repeated(query: q.Query, text: str, analyzer: Any) -> q.Query:
     return query.accept(boost)
 
 
-def _affordable(query: q.Query, reader: Any, budget: int) -> q.Query:
-    """An OR of terms cut to its rarest (field, word) terms whose postings add up to at
-    most ``budget`` (the rarest always stays); terms no document has are dropped.
+def _affordable(query: q.Query, reader: Any, budget: int) -> list[arrays.Term]:
+    """The terms of a plain query (an OR of terms, as ``parse`` makes of plain words),
+    cut to its rarest (field, word) terms whose postings add up to at most ``budget``
+    (the rarest always stays); terms no document has go.
 
-    Whoosh reads every posting of every term of an OR, in Python: a word in half the
-    documents costs half the index in every field it is looked for in, for the least
-    weight (its IDF is low). The budget bounds the work of a search whatever the size
-    of the index; on a small index nothing is cut.
+    A word in half the documents costs half the index in every field it is looked
+    for in, for the least weight (its IDF is low). The budget bounds the work of a
+    search whatever the size of the index; on a small index nothing is cut.
     """
-    if not isinstance(query, q.Or):
-        return query
+    if isinstance(query, q.Term):
+        query = q.Or([query])
+    if not isinstance(query, q.Or) or not all(isinstance(t, q.Term) for t in query.subqueries):
+        raise ValueError(f"a suggestion search takes plain words, not {query!r}")
     terms = [
-        (reader.doc_frequency(sub.fieldname, sub.text), n, sub)
-        for n, sub in enumerate(query.subqueries)
-        if isinstance(sub, q.Term)
+        (reader.doc_frequency(t.fieldname, t.text), n, arrays.Term(t.fieldname, t.text, t.boost))
+        for n, t in enumerate(query.subqueries)
     ]
-    others = [sub for sub in query.subqueries if not isinstance(sub, q.Term)]
-    kept: list[q.Query] = []
+    kept: list[tuple[int, arrays.Term]] = []
     spent = 0
-    for frequency, _, term in sorted(t for t in terms if t[0]):
+    for frequency, n, term in sorted(t for t in terms if t[0]):
         if kept and spent + frequency > budget:
             break
-        kept.append(term)
+        kept.append((n, term))
         spent += frequency
-    if not (kept or others):
-        return q.NullQuery
-    cut = q.Or([*kept, *others])
-    # Term at a time: each term's postings are read into an array of scores per 2,048
-    # documents, instead of a binary tree of union matchers stepping every term for
-    # every document (and recomputing the tree's bounds every ten documents).
-    cut.matcher_type = q.Or.ARRAY_MATCHER
-    return cut
-
-
-_ALLOWED: weakref.WeakKeyDictionary[Any, dict[str, set[int]]] = weakref.WeakKeyDictionary()
-
-
-def _allowed(searcher: Any, visible: q.Query) -> set[int]:
-    """The documents a visibility query allows, computed once per searcher (it is
-    replaced when the index changes): a filter given as a query is re-read from the
-    kind and status postings of every document at every search."""
-    known = _ALLOWED.setdefault(searcher, {})
-    key = repr(visible)
-    if key not in known:
-        known[key] = set(searcher.docs_for_query(visible))
-    return known[key]
+    # In the query's order, which is the order Whoosh would have added the scores in.
+    return [term for _, term in sorted(kept)]
 
 
 def _match_many(
@@ -442,20 +468,23 @@ def _match_many(
 ) -> tuple[list[list[Match]], frozenset[str]]:
     with index.reading():
         parsed, _ = parse(index.schema, informative_words(index, text, max_terms))
+        if isinstance(parsed, q.Every):  # no word at all: nothing to match on
+            return [[] for _ in searches], frozenset()
         parsed = _boost_repeated(parsed, text, index.schema["body"].analyzer)
         searcher = index.searcher()
-        searched = _affordable(parsed, searcher.reader(), budget)
-        found: list[list[Match]] = []
+        # One scoring of the whole index serves every filter.
+        total = arrays.scores(
+            searcher, index.postings, _affordable(parsed, searcher.reader(), budget)
+        )
+        found = []
         for visible, limit in searches:
-            # No matcher replacement: the array matcher has nothing to replace, and the
-            # collector would ask every term whether it supports block quality every
-            # ten documents.
-            top = collectors.TopCollector(limit=limit, replace=0)
-            if not (allow := _allowed(searcher, visible)):
-                found.append([])  # an empty set would be read as "no filter"
-                continue
-            hits = index.run_query(searched, collector=collectors.FilterCollector(top, allow))
-            found.append([Match(key=hit["key"], score=float(hit.score or 0.0)) for hit in hits])
+            allowed = arrays.documents(searcher, index.postings, visible)
+            found.append(
+                [
+                    Match(key=searcher.stored_fields(docnum)["key"], score=score)
+                    for docnum, score in arrays.best(total, allowed, limit)
+                ]
+            )
         return found, _query_terms(parsed, searcher.reader())
 
 
@@ -488,19 +517,18 @@ async def hits_for(
     """Matches as hits the caller may still see, with rows, highlights and the query
     ``terms`` each one contains."""
     rows = await _hydrate(session, principal, list(matches), documents=with_highlights)
-    analyzer = index.schema["title"].analyzer
     hits = []
     for found in matches:
         if found.key not in rows:
             continue  # deleted or hidden since it was indexed
         entity, document = rows[found.key]
-        matched = _matched(document, terms, analyzer) if with_highlights else {}
+        matched = _matched(document, terms) if with_highlights else {}
         hits.append(
             SearchHit(
                 kind=parse_key(found.key)[0],
                 entity=entity,
                 score=found.score,
-                highlights=_highlights(document, matched, analyzer),
+                highlights=_highlights(document, matched),
                 matched_terms=sorted({t for words in matched.values() for t in words}),
             )
         )

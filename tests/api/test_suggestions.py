@@ -30,6 +30,7 @@ from knowledge.db import Database
 from knowledge.incidents.models import Incident, IncidentEvent, IncidentLink
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.service import KnownErrorDraft
+from knowledge.search import arrays
 from tests.conftest import TEST_DATABASE_URL
 from tests.support import Account, Accounts, GraphQLClient, Response
 
@@ -600,10 +601,9 @@ async def test_reporting_searches_for_suggestions_without_holding_the_write_lock
 ) -> None:
     # While the report's suggestions are searched for, another writer must get the lock
     # at once: a search under the lock would make every other write wait it out.
-    index = app.state.indexer.index
-    search_query, lock_free = index.run_query, []
+    score, lock_free = arrays.scores, []
 
-    def run_query(*args: Any, **kwargs: Any) -> Any:
+    def scores(*args: Any, **kwargs: Any) -> Any:
         other = sqlite3.connect(db.engine.url.database, timeout=0, isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")
@@ -613,9 +613,9 @@ async def test_reporting_searches_for_suggestions_without_holding_the_write_lock
             lock_free.append(False)
         finally:
             other.close()
-        return search_query(*args, **kwargs)
+        return score(*args, **kwargs)
 
-    monkeypatch.setattr(index, "run_query", run_query)
+    monkeypatch.setattr(arrays, "scores", scores)
     incident = await report(client, responder.token, title="Orders cannot log in to the database",
                             errorText=PASSWORD_ERROR_AGAIN)  # fmt: skip
     assert incident["suggestions"], "the report was given suggestions"

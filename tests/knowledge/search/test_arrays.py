@@ -1,0 +1,108 @@
+"""The array scorer gives Whoosh's own BM25F scores, bit for bit, over an index of
+several segments with replaced and deleted documents, and ranks as Whoosh ranks."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+from whoosh import collectors
+from whoosh import query as q
+
+from knowledge.search import arrays
+from knowledge.search.index import SearchIndex
+from knowledge.search.query import parse
+from tests.knowledge.search.test_match import built, document
+
+TEXTS = ("redis replica timeout", "tls certificate expired dns", "vacuum deadlock postgres")
+
+
+def _terms(query: q.Query) -> list[arrays.Term]:
+    assert isinstance(query, q.Or)
+    return [arrays.Term(t.fieldname, t.text, t.boost) for t in query.subqueries]
+
+
+def _whoosh_scores(index: SearchIndex, query: q.Query) -> dict[int, float]:
+    """Every matching document's score, from Whoosh's term-at-a-time union."""
+    union = q.Or(query.subqueries)
+    union.matcher_type = q.Or.ARRAY_MATCHER
+    found = index.searcher().search(union, limit=None, scored=True)
+    return {hit.docnum: hit.score for hit in found}
+
+
+def _with_segments(tmp_path: Path) -> SearchIndex:
+    rng = random.Random(11)  # noqa: S311 (test text, not security)
+    index = SearchIndex(tmp_path / "index")
+    index.open()
+    rebuild = index.begin_rebuild()
+    rebuild.add(document(n, rng) for n in range(300))
+    rebuild.finish(1)
+    # Later writes land in new segments: new documents, replaced ones, deleted ones.
+    index.apply([document(n, rng) for n in range(300, 360)], [], seq=2)
+    index.apply([document(n, rng) for n in range(0, 40, 2)], ["article:3", "incident:5"], seq=3)
+    return index
+
+
+def test_scores_are_whooshs_bit_for_bit_across_segments(tmp_path: Path) -> None:
+    index = _with_segments(tmp_path)
+    cache = arrays.PostingsCache(max_bytes=10**8)
+    try:
+        with index.reading():
+            searcher = index.searcher()
+            assert len(list(searcher.reader().leaf_readers())) > 1
+            live = set(searcher.reader().all_doc_ids())
+            for text in TEXTS:
+                parsed, _ = parse(index.schema, text)
+                # A repeated word's boost, as _boost_repeated sets it.
+                boosted = q.Or([
+                    q.Term(t.fieldname, t.text, boost=1.7 if t.fieldname == "title" else 1.0)
+                    for t in parsed.subqueries
+                ])  # fmt: skip
+                for query in (parsed, boosted):
+                    expected = _whoosh_scores(index, query)
+                    total = arrays.scores(searcher, cache, _terms(query))
+                    ours = {d: float(total[d]) for d in live if total[d] > 0}
+                    assert ours == expected
+    finally:
+        index.close()
+
+
+def test_best_ranks_as_whooshs_collector_with_ties(tmp_path: Path) -> None:
+    # Identical documents score the same: the lower document number comes first.
+    same = {"title": "kafka broker offset", "symptoms": "", "body": "kafka lag"}
+    rng = random.Random(2)  # noqa: S311 (test text, not security)
+    documents = [document(n, rng) | same for n in range(0, 90, 3)]
+    documents += [document(n, rng) for n in range(1, 90, 3)]
+    cache = arrays.PostingsCache(max_bytes=10**8)
+    with built(tmp_path / "index", documents) as index, index.reading():
+        searcher = index.searcher()
+        parsed, _ = parse(index.schema, "kafka broker")
+        union = q.Or(parsed.subqueries)
+        union.matcher_type = q.Or.ARRAY_MATCHER
+        allowed = {d for d in searcher.reader().all_doc_ids() if d % 2 == 0}
+        total = arrays.scores(searcher, cache, _terms(parsed))
+        for limit in (1, 5, 12, 100):
+            top = collectors.TopCollector(limit=limit, replace=0)
+            searcher.search_with_collector(union, collectors.FilterCollector(top, allowed))
+            expected = [(hit.docnum, hit.score) for hit in top.results()]
+            candidates = np.array(sorted(allowed), dtype=np.int64)
+            assert arrays.best(total, candidates, limit) == expected
+
+
+def test_the_cache_stays_within_its_bytes_and_gives_the_same_postings(tmp_path: Path) -> None:
+    index = _with_segments(tmp_path)
+    small = arrays.PostingsCache(max_bytes=4000)
+    large = arrays.PostingsCache(max_bytes=10**8)
+    try:
+        with index.reading():
+            searcher = index.searcher()
+            for text in TEXTS * 2:
+                terms = _terms(parse(index.schema, text)[0])
+                assert np.array_equal(
+                    arrays.scores(searcher, small, terms), arrays.scores(searcher, large, terms)
+                )
+                assert small.size <= 4000
+            assert large.size > 4000
+    finally:
+        index.close()
