@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,12 +34,19 @@ def _pick(parts: dict[str, str], headings: Sequence[str]) -> tuple[str, set[str]
 
 def article_sections(body: str) -> dict[str, str]:
     """An article body split into symptoms, cause, resolution and everything else."""
+    return dict(_sections(body))
+
+
+@functools.lru_cache(maxsize=1024)
+def _sections(body: str) -> tuple[tuple[str, str], ...]:
+    """Kept for the bodies seen last: suggestions show the same articles again and
+    again, and each time would parse their Markdown."""
     parts = sections(body)
     symptoms, s = _pick(parts, SYMPTOM_HEADINGS)
     cause, c = _pick(parts, CAUSE_HEADINGS)
     resolution, r = _pick(parts, RESOLUTION_HEADINGS)
     rest = "\n".join(text for heading, text in parts.items() if heading not in s | c | r)
-    return {"symptoms": symptoms, "cause": cause, "resolution": resolution, "body": rest}
+    return (("symptoms", symptoms), ("cause", cause), ("resolution", resolution), ("body", rest))
 
 
 def article_document(

@@ -42,6 +42,7 @@ logger = logging.getLogger("knownfix.search")
 CURRENT = "current"
 WRITE_TIMEOUT_SECONDS = 10.0
 POSTINGS_CACHE_BYTES = 256 * 1024 * 1024
+MEMO_ENTRIES = 500_000
 
 
 class IndexUnavailableError(RuntimeError):
@@ -64,6 +65,7 @@ class SearchIndex:
         self._ix: Any = None
         self._generation: str | None = None
         self._searcher: Searcher | None = None
+        self._memo: tuple[Searcher | None, dict[Any, Any]] = (None, {})
         self._read_lock = threading.RLock()
         self._sections = 0  # nested read sections of the thread holding _read_lock
         self._schema = build_schema()
@@ -180,6 +182,28 @@ class SearchIndex:
         if self._ix is None or self._searcher is None:
             raise IndexUnavailableError("the search index is not open")
         return self._searcher
+
+    def memo(self) -> dict[Any, Any]:
+        """A dict for what is computed from the current searcher (call under
+        ``reading``): a new searcher comes with a new dict, so nothing computed from
+        an older state of the index is read; it starts over past ``MEMO_ENTRIES``."""
+        searcher = self.searcher()
+        owner, memo = self._memo
+        if owner is not searcher or len(memo) >= MEMO_ENTRIES:
+            memo = {}
+            self._memo = (searcher, memo)
+        return memo
+
+    def doc_frequency(self, field: str, text: str) -> int:
+        """Documents with ``text`` in ``field`` (call under ``reading``). Remembered
+        per searcher: a suggestion asks for thousands, most of them asked before, and
+        each costs Whoosh a hash-table lookup in Python."""
+        memo = self.memo()
+        key = ("df", field, text)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = self.searcher().reader().doc_frequency(field, text)
+        return int(found)
 
     def _refresh(self) -> None:
         """Replace the searcher if the index changed, here or in another process.

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import copy
 import dataclasses
 import functools
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -185,8 +184,7 @@ def informative_words(index: SearchIndex, text: str, keep: int = MAX_TERMS) -> s
         return text
     analyzer = index.schema["body"].analyzer
     with index.reading():
-        reader = index.searcher().reader()
-        return _rarest(words, keep, analyzer, reader)
+        return _rarest(words, keep, analyzer, index.doc_frequency)
 
 
 def _distinct(words: list[str]) -> list[str]:
@@ -195,15 +193,15 @@ def _distinct(words: list[str]) -> list[str]:
     return list({w.lower(): w for w in reversed(words)}.values())[::-1]
 
 
-def _rarest(words: list[str], keep: int, analyzer: Any, reader: Any) -> str:
+def _rarest(
+    words: list[str], keep: int, analyzer: Any, doc_frequency: Callable[[str, str], int]
+) -> str:
     def frequency(word: str) -> int:
         tokens = [t.text for t in analyzer(word)]
         if not tokens:
             return 1 << 40  # a stop word: the least informative of all
         # An identifier is as rare as its whole form (its parts are common words).
-        counts = [
-            sum(reader.doc_frequency(f, t) for f in TEXT_FIELDS if f != "tags") for t in tokens
-        ]
+        counts = [sum(doc_frequency(f, t) for f in TEXT_FIELDS if f != "tags") for t in tokens]
         return min((c for c in counts if c), default=0)
 
     # Words no document contains cannot match: rank only the ones that can.
@@ -408,7 +406,22 @@ async def _hydrate(
     return found
 
 
-def _boost_repeated(query: q.Query, text: str, analyzer: Any) -> q.Query:
+def plain_terms(schema: Any, text: str) -> list[arrays.Term]:
+    """The terms ``parse`` makes of plain words, in the same order: each word's
+    tokens in every text field, no term twice (a test holds the two equal). Without
+    the query parser, which cost as much as the scoring for a long text."""
+    seen: set[tuple[str, str]] = set()
+    terms = []
+    for word in plain_words(text):
+        for field in TEXT_FIELDS:
+            for token in schema[field].process_text(word, mode="query"):
+                if (field, token) not in seen:
+                    seen.add((field, token))
+                    terms.append(arrays.Term(field, token))
+    return terms
+
+
+def _boost_repeated(terms: list[arrays.Term], text: str, analyzer: Any) -> list[arrays.Term]:
     """Weight each word by how often the text repeats it (1 + ln count), as BM25 weighs
     query-term frequency: a log that says "Booting worker" six times is about workers,
     which a set of distinct words cannot tell."""
@@ -419,38 +432,26 @@ def _boost_repeated(query: q.Query, text: str, analyzer: Any) -> q.Query:
         if (count := counts[word.lower()]) > 1:
             for token in analyzer(word):
                 boosts[token.text] = max(boosts.get(token.text, 1.0), 1 + math.log(count))
-    if not boosts:
-        return query
-
-    def boost(node: q.Query) -> q.Query:
-        if isinstance(node, q.Term) and (factor := boosts.get(str(node.text))):
-            node = copy.copy(node)
-            node.boost *= factor
-        return node
-
-    return query.accept(boost)
+    return [
+        dataclasses.replace(t, boost=t.boost * boosts[t.text]) if t.text in boosts else t
+        for t in terms
+    ]
 
 
-def _affordable(query: q.Query, reader: Any, budget: int) -> list[arrays.Term]:
-    """The terms of a plain query (an OR of terms, as ``parse`` makes of plain words),
-    cut to its rarest (field, word) terms whose postings add up to at most ``budget``
-    (the rarest always stays); terms no document has go.
+def _affordable(
+    terms: list[arrays.Term], doc_frequency: Callable[[str, str], int], budget: int
+) -> list[arrays.Term]:
+    """The rarest terms whose postings add up to at most ``budget`` (the rarest always
+    stays), in their first order; terms no document has go.
 
     A word in half the documents costs half the index in every field it is looked
     for in, for the least weight (its IDF is low). The budget bounds the work of a
     search whatever the size of the index; on a small index nothing is cut.
     """
-    if isinstance(query, q.Term):
-        query = q.Or([query])
-    if not isinstance(query, q.Or) or not all(isinstance(t, q.Term) for t in query.subqueries):
-        raise ValueError(f"a suggestion search takes plain words, not {query!r}")
-    terms = [
-        (reader.doc_frequency(t.fieldname, t.text), n, arrays.Term(t.fieldname, t.text, t.boost))
-        for n, t in enumerate(query.subqueries)
-    ]
     kept: list[tuple[int, arrays.Term]] = []
     spent = 0
-    for frequency, n, term in sorted(t for t in terms if t[0]):
+    frequencies = ((doc_frequency(t.field, t.text), n, t) for n, t in enumerate(terms))
+    for frequency, n, term in sorted(f for f in frequencies if f[0]):
         if kept and spent + frequency > budget:
             break
         kept.append((n, term))
@@ -467,25 +468,26 @@ def _match_many(
     budget: int = POSTINGS_BUDGET,
 ) -> tuple[list[list[Match]], frozenset[str]]:
     with index.reading():
-        parsed, _ = parse(index.schema, informative_words(index, text, max_terms))
-        if isinstance(parsed, q.Every):  # no word at all: nothing to match on
-            return [[] for _ in searches], frozenset()
-        parsed = _boost_repeated(parsed, text, index.schema["body"].analyzer)
+        terms = plain_terms(index.schema, informative_words(index, text, max_terms))
+        terms = _boost_repeated(terms, text, index.schema["body"].analyzer)
         searcher = index.searcher()
         # One scoring of the whole index serves every filter.
         total = arrays.scores(
-            searcher, index.postings, _affordable(parsed, searcher.reader(), budget)
+            searcher, index.postings, _affordable(terms, index.doc_frequency, budget)
         )
         found = []
+        memo = index.memo()
         for visible, limit in searches:
-            allowed = arrays.documents(searcher, index.postings, visible)
+            key = ("allowed", repr(visible))
+            if (allowed := memo.get(key)) is None:
+                allowed = memo[key] = arrays.documents(searcher, index.postings, visible)
             found.append(
                 [
                     Match(key=searcher.stored_fields(docnum)["key"], score=score)
                     for docnum, score in arrays.best(total, allowed, limit)
                 ]
             )
-        return found, _query_terms(parsed, searcher.reader())
+        return found, frozenset(t.text for t in terms)
 
 
 async def match(
@@ -497,9 +499,10 @@ async def match(
     max_terms: int = MAX_TERMS,
 ) -> tuple[list[list[Match]], frozenset[str]]:
     """Index hits only, best first, for several filters (each with its own limit) and
-    one parsed query; no facets, rows, highlights or did-you-mean: for callers
-    (suggestions) that rank more candidates than they will show. Also returns the
-    terms the query looked for, for ``hits_for``."""
+    one query of plain words (any other character separates words); no facets, rows,
+    highlights or did-you-mean: for callers (suggestions) that rank more candidates
+    than they will show. Also returns the terms the query looked for, for
+    ``hits_for``."""
     principal.require(Role.VIEWER, "Searching")
     restricted = [(_visibility(principal, f), limit) for f, limit in searches]
     return await asyncio.to_thread(_match_many, index, text, restricted, max_terms)
@@ -580,8 +583,7 @@ def term_vectors(index: SearchIndex, texts: Sequence[str]) -> list[dict[str, flo
     """
     analyzer = index.schema["body"].analyzer
     with index.reading():
-        reader = index.searcher().reader()
-        documents = max(1, reader.doc_count())
+        documents = max(1, index.searcher().reader().doc_count())
         idf: dict[str, float] = {}
         vectors = []
         for text in texts:
@@ -591,7 +593,7 @@ def term_vectors(index: SearchIndex, texts: Sequence[str]) -> list[dict[str, flo
             vector = {}
             for term, count in counts.items():
                 if term not in idf:
-                    df = max(reader.doc_frequency(f, term) for f in _VECTOR_FIELDS)
+                    df = max(index.doc_frequency(f, term) for f in _VECTOR_FIELDS)
                     idf[term] = math.log(1 + documents / (1 + df))
                 vector[term] = (1 + math.log(count)) * idf[term]
             vectors.append(vector)

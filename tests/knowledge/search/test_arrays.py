@@ -106,3 +106,21 @@ def test_the_cache_stays_within_its_bytes_and_gives_the_same_postings(tmp_path: 
             assert large.size > 4000
     finally:
         index.close()
+
+
+def test_remembered_frequencies_and_allowed_sets_follow_the_index(tmp_path: Path) -> None:
+    index = _with_segments(tmp_path)
+    visible = q.Term("kind", "article")
+    try:
+        with index.reading():
+            before = index.doc_frequency("title", "zookeep")
+            memo = index.memo()
+            memo["allowed"] = arrays.documents(index.searcher(), index.postings, visible)
+        index.apply([{"key": "article:900", "kind": "article", "title": "zookeeper"}], [], 4)
+        with index.reading():
+            assert (before, index.doc_frequency("title", "zookeep")) == (0, 1)
+            assert "allowed" not in index.memo()
+            allowed = arrays.documents(index.searcher(), index.postings, visible)
+            assert len(allowed) == len(memo["allowed"]) + 1
+    finally:
+        index.close()

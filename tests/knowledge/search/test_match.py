@@ -9,6 +9,8 @@ import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from whoosh import query as q
+
 from knowledge.accounts.principal import SYSTEM
 from knowledge.search import service as search
 from knowledge.search.index import SearchIndex
@@ -73,10 +75,10 @@ def test_the_budget_keeps_the_rarest_terms(tmp_path: Path) -> None:
     visible = [(search._visibility(SYSTEM, search.SearchFilter(kinds=["article"])), 5)]
     with built(tmp_path / "index", documents) as index:
         with index.reading():
-            reader = index.searcher().reader()
-            parsed, _ = parse(index.schema, "redis zookeeper")
-            cut = search._affordable(parsed, reader, budget=20)
-            unknown = search._affordable(parse(index.schema, "xylophone")[0], reader, budget=20)
+            wanted = search.plain_terms(index.schema, "redis zookeeper")
+            cut = search._affordable(wanted, index.doc_frequency, budget=20)
+            absent = search.plain_terms(index.schema, "xylophone")
+            unknown = search._affordable(absent, index.doc_frequency, budget=20)
         assert [(t.field, t.text) for t in cut] == [("title", "zookeep")]
         assert unknown == []
         found, _ = search._match_many(index, "redis zookeeper", visible, max_terms=32, budget=20)
@@ -97,3 +99,22 @@ def test_no_visible_document_means_no_match(tmp_path: Path) -> None:
         assert incidents == []
         assert articles
         assert all(m.key.startswith("article:") for m in articles)
+
+
+def test_plain_terms_are_the_terms_the_parser_makes_of_plain_words() -> None:
+    # The suggestion searches build their query without the parser: they must look for
+    # exactly what a search of the same words looks for, in the same order.
+    vocabulary = [
+        "PublicKeyRetrieval", "is", "not", "allowed", "error_code", "0x1F", "the", "a", "of",
+        "ER_NOT_SUPPORTED_AUTH_MODE", "redis", "Redis", "timeout", "设置redis", "72로", "über",
+        "Straße", "retrieval", "retrieve", "x", "42", "HTTPServer", "utf8mb4",
+    ]  # fmt: skip
+    schema = SearchIndex(Path("unused")).schema
+    rng = random.Random(1)  # noqa: S311 (test text, not security)
+    for _ in range(500):
+        text = " ".join(rng.choices(vocabulary, k=rng.randint(1, 12)))
+        parsed, plain = parse(schema, text)
+        assert plain is False  # no syntax characters: the same parser as a search box's
+        leaves = parsed.subqueries if isinstance(parsed, q.Or) else [parsed]
+        expected = [(t.fieldname, t.text, t.boost) for t in leaves]
+        assert [(t.field, t.text, t.boost) for t in search.plain_terms(schema, text)] == expected
