@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,7 @@ from knowledge.search.documents import (
     Document,
     article_document,
     incident_document,
+    key_of,
     known_error_document,
     parse_key,
 )
@@ -372,37 +373,44 @@ def _highlights(document: Document, terms: dict[str, set[str]]) -> list[Highligh
     return result
 
 
-async def _hydrate(
-    session: AsyncSession, principal: Principal, raw: list[Match], documents: bool = True
-) -> dict[str, tuple[Article | KnownError | Incident, Document]]:
-    """Rows and (when ``documents``, for highlights) their current documents, for the
-    hits the caller may still see. Building an article's document parses its Markdown:
-    callers that only rank rows skip it."""
+Entity = Article | KnownError | Incident
+
+
+async def _rows(
+    session: AsyncSession, principal: Principal, raw: Sequence[Match]
+) -> dict[str, Entity]:
+    """The rows of the hits the caller may still see."""
     wanted: dict[str, list[int]] = {}
     for hit in raw:
         kind, entity_id = parse_key(hit.key)
         wanted.setdefault(kind, []).append(entity_id)
-    found: dict[str, tuple[Article | KnownError | Incident, Document]] = {}
+    found: dict[str, Entity] = {}
     if ids := wanted.get("article"):
-        rows = await articles.by_ids(session=session, principal=principal, ids=ids)
-        tags = await articles.tags_of(session=session, article_ids=list(rows)) if documents else {}
-        for article in rows.values():
-            found[f"article:{article.id}"] = (
-                article,
-                article_document(article, tags[article.id], []) if documents else {},
-            )
+        for article in (
+            await articles.by_ids(session=session, principal=principal, ids=ids)
+        ).values():
+            found[key_of("article", article.id)] = article
     if ids := wanted.get("known_error"):
         for known_error in (await known_errors.by_ids(session=session, ids=ids)).values():
-            found[f"known_error:{known_error.id}"] = (
-                known_error,
-                known_error_document(known_error, []) if documents else {},
-            )
+            found[key_of("known_error", known_error.id)] = known_error
     if ids := wanted.get("incident"):
         for incident in (await incidents.by_ids(session=session, ids=ids)).values():
-            found[f"incident:{incident.id}"] = (
-                incident,
-                incident_document(incident, []) if documents else {},
-            )
+            found[key_of("incident", incident.id)] = incident
+    return found
+
+
+async def _documents(session: AsyncSession, rows: Mapping[str, Entity]) -> dict[str, Document]:
+    """The rows' current documents, for highlights (an article's parses its Markdown)."""
+    article_ids = [e.id for e in rows.values() if isinstance(e, Article)]
+    tags = await articles.tags_of(session=session, article_ids=article_ids) if article_ids else {}
+    found: dict[str, Document] = {}
+    for key, entity in rows.items():
+        if isinstance(entity, Article):
+            found[key] = article_document(entity, tags[entity.id], [])
+        elif isinstance(entity, KnownError):
+            found[key] = known_error_document(entity, [])
+        else:
+            found[key] = incident_document(entity, [])
     return found
 
 
@@ -516,22 +524,25 @@ async def hits_for(
     matches: Sequence[Match],
     terms: frozenset[str],
     with_highlights: bool = True,
+    rows: Mapping[str, Entity] | None = None,
 ) -> list[SearchHit]:
     """Matches as hits the caller may still see, with rows, highlights and the query
-    ``terms`` each one contains."""
-    rows = await _hydrate(session, principal, list(matches), documents=with_highlights)
+    ``terms`` each one contains. ``rows``: the matches' rows, when the caller has
+    read them for this principal already."""
+    if rows is None:
+        rows = await _rows(session, principal, matches)
+    documents = await _documents(session, rows) if with_highlights else {}
     hits = []
     for found in matches:
-        if found.key not in rows:
+        if (entity := rows.get(found.key)) is None:
             continue  # deleted or hidden since it was indexed
-        entity, document = rows[found.key]
-        matched = _matched(document, terms) if with_highlights else {}
+        matched = _matched(documents[found.key], terms) if with_highlights else {}
         hits.append(
             SearchHit(
                 kind=parse_key(found.key)[0],
                 entity=entity,
                 score=found.score,
-                highlights=_highlights(document, matched),
+                highlights=_highlights(documents[found.key], matched) if matched else [],
                 matched_terms=sorted({t for words in matched.values() for t in words}),
             )
         )
@@ -581,23 +592,26 @@ def term_vectors(index: SearchIndex, texts: Sequence[str]) -> list[dict[str, flo
     the cosine of these vectors does (1.0 for the same words in the same
     proportions), which is what "a similar incident" and "a duplicate" need.
     """
-    analyzer = index.schema["body"].analyzer
     with index.reading():
         documents = max(1, index.searcher().reader().doc_count())
         idf: dict[str, float] = {}
         vectors = []
         for text in texts:
-            counts: dict[str, int] = {}
-            for token in analyzer(text[:MAX_VECTOR_TEXT]):
-                counts[token.text] = counts.get(token.text, 0) + 1
             vector = {}
-            for term, count in counts.items():
+            for term, count in _term_counts(text[:MAX_VECTOR_TEXT]):
                 if term not in idf:
                     df = max(index.doc_frequency(f, term) for f in _VECTOR_FIELDS)
                     idf[term] = math.log(1 + documents / (1 + df))
                 vector[term] = (1 + math.log(count)) * idf[term]
             vectors.append(vector)
     return vectors
+
+
+@functools.lru_cache(maxsize=4096)
+def _term_counts(text: str) -> tuple[tuple[str, int], ...]:
+    """How often each indexed term occurs in a text, kept for the texts seen last:
+    the same past incidents and article titles come up for query after query."""
+    return tuple(collections.Counter(t.text for t in _ANALYZER(text)).items())
 
 
 def coverage(query: dict[str, float], document: dict[str, float]) -> float:

@@ -298,6 +298,7 @@ async def suggest(
             index=index,
             terms=terms,
             matches=[c.match for c in best],
+            rows={c.key: c.target for c in best},
         )
     }
     return [
