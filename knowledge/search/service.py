@@ -10,9 +10,10 @@ import asyncio
 import collections
 import dataclasses
 import functools
+import itertools
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -183,9 +184,16 @@ def informative_words(index: SearchIndex, text: str, keep: int = MAX_TERMS) -> s
     syntax = bool(_SYNTAX.search(text)) or bool(OPERATORS & set(plain_words(text)))
     if len(words) <= keep or syntax:
         return text
-    analyzer = index.schema["body"].analyzer
     with index.reading():
-        return _rarest(words, keep, analyzer, index.doc_frequency)
+        memo = index.memo()
+
+        def frequency(word: str) -> int:
+            key = ("word", word)
+            if (found := memo.get(key)) is None:
+                found = memo[key] = _word_frequency(word, index.doc_frequency)
+            return int(found)
+
+        return _rarest(words, keep, frequency)
 
 
 def _distinct(words: list[str]) -> list[str]:
@@ -194,17 +202,17 @@ def _distinct(words: list[str]) -> list[str]:
     return list({w.lower(): w for w in reversed(words)}.values())[::-1]
 
 
-def _rarest(
-    words: list[str], keep: int, analyzer: Any, doc_frequency: Callable[[str, str], int]
-) -> str:
-    def frequency(word: str) -> int:
-        tokens = [t.text for t in analyzer(word)]
-        if not tokens:
-            return 1 << 40  # a stop word: the least informative of all
-        # An identifier is as rare as its whole form (its parts are common words).
-        counts = [sum(doc_frequency(f, t) for f in TEXT_FIELDS if f != "tags") for t in tokens]
-        return min((c for c in counts if c), default=0)
+def _word_frequency(word: str, doc_frequency: Callable[[str, str], int]) -> int:
+    """Documents with the word in a text field (counted once per field)."""
+    tokens = _word_terms(word)
+    if not tokens:
+        return 1 << 40  # a stop word: the least informative of all
+    # An identifier is as rare as its whole form (its parts are common words).
+    counts = [sum(doc_frequency(f, t) for f in TEXT_FIELDS if f != "tags") for t in tokens]
+    return min((c for c in counts if c), default=0)
 
+
+def _rarest(words: list[str], keep: int, frequency: Callable[[str], int]) -> str:
     # Words no document contains cannot match: rank only the ones that can.
     frequencies = {w: frequency(w) for w in words}
     # Short numbers in pasted logs are times, pids and counters, rare in a small
@@ -611,7 +619,24 @@ def term_vectors(index: SearchIndex, texts: Sequence[str]) -> list[dict[str, flo
 def _term_counts(text: str) -> tuple[tuple[str, int], ...]:
     """How often each indexed term occurs in a text, kept for the texts seen last:
     the same past incidents and article titles come up for query after query."""
-    return tuple(collections.Counter(t.text for t in _ANALYZER(text)).items())
+    if _PLAIN.fullmatch(text):
+        # Words and single spaces (``query_text``): the text's analysis is its words',
+        # and a pasted log repeats a bounded vocabulary.
+        terms: Iterable[str] = itertools.chain.from_iterable(
+            _word_terms(w) for w in text.split(" ")
+        )
+    else:
+        terms = (t.text for t in _ANALYZER(text))
+    return tuple(collections.Counter(terms).items())
+
+
+_PLAIN = re.compile(r"\w+(?: \w+)*")
+
+
+@functools.lru_cache(maxsize=65536)
+def _word_terms(word: str) -> tuple[str, ...]:
+    """The indexed terms of one word (several for an identifier, none for a stop word)."""
+    return tuple(t.text for t in _ANALYZER(word))
 
 
 def coverage(query: dict[str, float], document: dict[str, float]) -> float:

@@ -11,6 +11,7 @@ otherwise (shared word pairs), because reporters paste fragments.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Sequence
@@ -106,9 +107,10 @@ def _words(signature: str) -> list[str]:
     return _WORD.findall(signature)
 
 
-def _pairs(signature: str) -> set[tuple[str, str]]:
-    words = _words(signature)
-    return set(itertools.pairwise(words))
+@functools.lru_cache(maxsize=8192)
+def _pairs(signature: str) -> frozenset[tuple[str, str]]:
+    """Kept: a draft's lines meet every candidate's, and candidates' lines come back."""
+    return frozenset(itertools.pairwise(_words(signature)))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,6 +1,10 @@
-"""Highlights over the kept analysis of a text are Whoosh's own highlights."""
+"""The analyses kept per text give what analysing the text again gives: Whoosh's own
+highlights, matched terms and term counts."""
 
 from __future__ import annotations
+
+import collections
+import random
 
 from whoosh import highlight
 
@@ -30,3 +34,28 @@ def test_matched_terms_come_from_each_field() -> None:
     found = search._matched(document, frozenset({"auth", "jdbc", "mysql", "nowhere"}))
     assert found == {"title": {"auth", "mysql"}, "body": {"auth", "jdbc", "mysql"},
                      "tags": {"mysql", "jdbc"}}  # fmt: skip
+
+
+def test_a_plain_texts_term_counts_are_its_analysis() -> None:
+    # Plain words are counted word by word from kept analyses: the counts must be
+    # those of analysing the whole text, in the same order.
+    words = [
+        "Booting",
+        "worker",
+        "PublicKeyRetrieval",
+        "the",
+        "ER_AUTH_MODE",
+        "2024",
+        "of",
+        "utf8mb4",
+        "über",
+        "pid",
+    ]
+    rng = random.Random(4)  # noqa: S311 (test text, not security)
+    for _ in range(200):
+        text = " ".join(rng.choices(words, k=rng.randint(1, 30)))
+        whole = collections.Counter(t.text for t in analyzer()(text))
+        assert search._term_counts(text) == tuple(whole.items())
+    assert search._term_counts("pg_hba.conf, line 3") == tuple(
+        collections.Counter(t.text for t in analyzer()("pg_hba.conf, line 3")).items()
+    )
