@@ -31,8 +31,7 @@ from knowledge.incidents.models import Incident
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.models import KnownError, KnownErrorStatus
 from knowledge.pagination import check_page_size
-from knowledge.search import arrays
-from knowledge.search.analysis import analyzer as text_analyzer
+from knowledge.search import analysis, arrays
 from knowledge.search.documents import (
     Document,
     article_document,
@@ -320,13 +319,10 @@ def _analysed(text: str) -> _Analysed:
     shown for incident after incident, and analysing a long body (stemming every
     word) cost more than the two searches that found it."""
     terms, spans = [], []
-    for token in _ANALYZER(text, chars=True, mode="query", removestops=False):
-        terms.append(token.text)
-        spans.append((token.startchar, token.endchar))
+    for term, start, end, _ in analysis.spans(text):
+        terms.append(term)
+        spans.append((start, end))
     return _Analysed(tuple(terms), tuple(spans), frozenset(terms))
-
-
-_ANALYZER = text_analyzer()  # every text field's (schema.build_schema)
 
 
 def _matched(document: Document, terms: frozenset[str]) -> dict[str, set[str]]:
@@ -602,15 +598,15 @@ def term_vectors(index: SearchIndex, texts: Sequence[str]) -> list[dict[str, flo
     """
     with index.reading():
         documents = max(1, index.searcher().reader().doc_count())
-        idf: dict[str, float] = {}
+        memo = index.memo()
         vectors = []
         for text in texts:
             vector = {}
             for term, count in _term_counts(text[:MAX_VECTOR_TEXT]):
-                if term not in idf:
+                if (idf := memo.get(("idf", term))) is None:
                     df = max(index.doc_frequency(f, term) for f in _VECTOR_FIELDS)
-                    idf[term] = math.log(1 + documents / (1 + df))
-                vector[term] = (1 + math.log(count)) * idf[term]
+                    idf = memo["idf", term] = math.log(1 + documents / (1 + df))
+                vector[term] = (1 + math.log(count)) * idf
             vectors.append(vector)
     return vectors
 
@@ -626,7 +622,7 @@ def _term_counts(text: str) -> tuple[tuple[str, int], ...]:
             _word_terms(w) for w in text.split(" ")
         )
     else:
-        terms = (t.text for t in _ANALYZER(text))
+        terms = analysis.terms(text)
     return tuple(collections.Counter(terms).items())
 
 
@@ -636,7 +632,7 @@ _PLAIN = re.compile(r"\w+(?: \w+)*")
 @functools.lru_cache(maxsize=65536)
 def _word_terms(word: str) -> tuple[str, ...]:
     """The indexed terms of one word (several for an identifier, none for a stop word)."""
-    return tuple(t.text for t in _ANALYZER(word))
+    return tuple(analysis.terms(word))
 
 
 def coverage(query: dict[str, float], document: dict[str, float]) -> float:

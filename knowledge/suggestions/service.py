@@ -255,7 +255,8 @@ async def candidates(
     found_candidates = []
     for (key, target), vector in zip(targets.items(), titles[1:], strict=True):
         signals = _signals(
-            weights, draft, target, matches[key], top_text, ours, target_signatures(key, target),
+            weights, draft, target, matches[key], top_text, ours,
+            target_signatures(key, target) if ours else (),
             services.get(key, set()), evidence.get(key, []), outcomes[key],
             search.cosine(titles[0], vector),
         )  # fmt: skip

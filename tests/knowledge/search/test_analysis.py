@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from whoosh.filedb.filestore import RamStorage
 
-from knowledge.search.analysis import analyzer, compound_parts
+from knowledge.search.analysis import analyzer, compound_parts, spans, terms
 from knowledge.search.query import parse
 from knowledge.search.schema import build_schema
 
@@ -104,3 +106,24 @@ def test_a_phrase_across_an_identifier_and_its_neighbours_still_matches() -> Non
     assert search('"says ER_NOT_SUPPORTED_AUTH_MODE when"') == ["identifier"]
     assert search('"public key retrieval"') == ["camel", "words"]
     assert search('"quota ER_NOT_SUPPORTED_AUTH_MODE"') == []
+
+
+ALPHABET = "aAbBzZ09_.*-' /\\:éÉİß设置로\n"
+SAMPLES = [
+    "mysql says ER_NOT_SUPPORTED_AUTH_MODE; set allowPublicKeyRetrieval=true",
+    "psycopg2.OperationalError: FATAL: the role 'app' does not exist at pg_hba.conf:91",
+    "İstanbul ß STRASSE 设置redis 72로 a I is of the *.log kube_pod.containerStatus",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=ALPHABET, max_size=80) | st.sampled_from(SAMPLES))
+def test_spans_are_the_analyzers_tokens(text: str) -> None:
+    # The suggestions analyse without Whoosh's generator chain: same tokens, same
+    # characters, same stop words, whatever the text.
+    expected = [
+        (t.text, t.startchar, t.endchar, t.stopped)
+        for t in analyzer()(text, chars=True, mode="query", removestops=False)
+    ]
+    assert list(spans(text)) == expected
+    assert list(terms(text)) == [t.text for t in analyzer()(text)]
