@@ -42,7 +42,7 @@ from knowledge.search.documents import (
 )
 from knowledge.search.index import SearchIndex
 from knowledge.search.query import MAX_QUERY_LENGTH, OPERATORS, parse, plain_words
-from knowledge.search.schema import HIGHLIGHT_FIELDS, KINDS, TEXT_FIELDS
+from knowledge.search.schema import HIGHLIGHT_FIELDS, KINDS, TEXT_FIELDS, build_schema
 
 FACETS = {"category": "category", "service": "services", "tags": "tags"}
 MAX_OFFSET = 1000
@@ -418,19 +418,30 @@ async def _documents(session: AsyncSession, rows: Mapping[str, Entity]) -> dict[
     return found
 
 
-def plain_terms(schema: Any, text: str) -> list[arrays.Term]:
+def plain_terms(text: str) -> list[arrays.Term]:
     """The terms ``parse`` makes of plain words, in the same order: each word's
     tokens in every text field, no term twice (a test holds the two equal). Without
     the query parser, which cost as much as the scoring for a long text."""
     seen: set[tuple[str, str]] = set()
     terms = []
     for word in plain_words(text):
-        for field in TEXT_FIELDS:
-            for token in schema[field].process_text(word, mode="query"):
-                if (field, token) not in seen:
-                    seen.add((field, token))
-                    terms.append(arrays.Term(field, token))
+        for field, token in _word_query_terms(word):
+            if (field, token) not in seen:
+                seen.add((field, token))
+                terms.append(arrays.Term(field, token))
     return terms
+
+
+@functools.lru_cache(maxsize=65536)
+def _word_query_terms(word: str) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (field, token)
+        for field in TEXT_FIELDS
+        for token in _SCHEMA[field].process_text(word, mode="query")
+    )
+
+
+_SCHEMA = build_schema()  # every index's (its fields never differ)
 
 
 def _boost_repeated(terms: list[arrays.Term], text: str, analyzer: Any) -> list[arrays.Term]:
@@ -480,7 +491,7 @@ def _match_many(
     budget: int = POSTINGS_BUDGET,
 ) -> tuple[list[list[Match]], frozenset[str]]:
     with index.reading():
-        terms = plain_terms(index.schema, informative_words(index, text, max_terms))
+        terms = plain_terms(informative_words(index, text, max_terms))
         terms = _boost_repeated(terms, text, index.schema["body"].analyzer)
         searcher = index.searcher()
         # One scoring of the whole index serves every filter.

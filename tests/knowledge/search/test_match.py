@@ -75,9 +75,9 @@ def test_the_budget_keeps_the_rarest_terms(tmp_path: Path) -> None:
     visible = [(search._visibility(SYSTEM, search.SearchFilter(kinds=["article"])), 5)]
     with built(tmp_path / "index", documents) as index:
         with index.reading():
-            wanted = search.plain_terms(index.schema, "redis zookeeper")
+            wanted = search.plain_terms("redis zookeeper")
             cut = search._affordable(wanted, index.doc_frequency, budget=20)
-            absent = search.plain_terms(index.schema, "xylophone")
+            absent = search.plain_terms("xylophone")
             unknown = search._affordable(absent, index.doc_frequency, budget=20)
         assert [(t.field, t.text) for t in cut] == [("title", "zookeep")]
         assert unknown == []
@@ -117,4 +117,4 @@ def test_plain_terms_are_the_terms_the_parser_makes_of_plain_words() -> None:
         assert plain is False  # no syntax characters: the same parser as a search box's
         leaves = parsed.subqueries if isinstance(parsed, q.Or) else [parsed]
         expected = [(t.fieldname, t.text, t.boost) for t in leaves]
-        assert [(t.field, t.text, t.boost) for t in search.plain_terms(schema, text)] == expected
+        assert [(t.field, t.text, t.boost) for t in search.plain_terms(text)] == expected
