@@ -38,6 +38,7 @@ Floats = npt.NDArray[np.float64]
 
 # A length byte to the length Whoosh scores with (lengths are kept rounded to a byte).
 _LENGTHS = np.array([byte_to_length(b) for b in range(256)], dtype=np.float64)
+MAX_FREQUENCIES = 200_000
 _EMPTY_IDS: Ids = np.zeros(0, dtype=np.int64)
 _EMPTY_WEIGHTS: Floats = np.zeros(0, dtype=np.float64)
 
@@ -59,11 +60,17 @@ class PostingsCache:
         self._entries: collections.OrderedDict[tuple[str, ...], tuple[Any, ...]] = (
             collections.OrderedDict()
         )
+        # Document frequencies per segment term: they survive a new searcher, which
+        # comes with every write, where a searcher's own would be asked again.
+        self._frequencies: collections.OrderedDict[tuple[str, str, str], int] = (
+            collections.OrderedDict()
+        )
         self._lock = threading.Lock()
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._frequencies.clear()
             self.size = 0
 
     def _get(self, key: tuple[str, ...]) -> tuple[Any, ...] | None:
@@ -93,6 +100,19 @@ class PostingsCache:
             found = _read_postings(segment, field, text)
             self._put(key, found)
         return found[0], found[1]
+
+    def frequency(self, segment: Any, field: str, text: str) -> int:
+        """Documents of one segment with a term (deleted ones too, as Whoosh counts)."""
+        key = (segment.segment().segment_id(), field, text)
+        with self._lock:
+            found = self._frequencies.get(key)
+        if found is None:
+            found = segment.doc_frequency(field, text)
+            with self._lock:
+                self._frequencies[key] = found
+                if len(self._frequencies) > MAX_FREQUENCIES:
+                    self._frequencies.popitem(last=False)
+        return found
 
     def lengths(self, segment: Any, field: str) -> Floats:
         """Each document's length of a field in one segment, as Whoosh scores it."""

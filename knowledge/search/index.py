@@ -195,14 +195,18 @@ class SearchIndex:
         return memo
 
     def doc_frequency(self, field: str, text: str) -> int:
-        """Documents with ``text`` in ``field`` (call under ``reading``). Remembered
-        per searcher: a suggestion asks for thousands, most of them asked before, and
-        each costs Whoosh a hash-table lookup in Python."""
+        """Documents with ``text`` in ``field`` (call under ``reading``), as Whoosh
+        counts them. Remembered per searcher and per segment: a suggestion asks for
+        thousands, most of them asked before, and each costs Whoosh a hash-table
+        lookup in Python."""
         memo = self.memo()
         key = ("df", field, text)
         found = memo.get(key)
         if found is None:
-            found = memo[key] = self.searcher().reader().doc_frequency(field, text)
+            found = memo[key] = sum(
+                self.postings.frequency(segment, field, text)
+                for segment, _ in self.searcher().reader().leaf_readers()
+            )
         return int(found)
 
     def _refresh(self) -> None:

@@ -124,3 +124,20 @@ def test_remembered_frequencies_and_allowed_sets_follow_the_index(tmp_path: Path
             assert len(allowed) == len(memo["allowed"]) + 1
     finally:
         index.close()
+
+
+def test_document_frequencies_are_whooshs_across_segments_and_writes(tmp_path: Path) -> None:
+    index = _with_segments(tmp_path)
+    words = ["redi", "timeout", "replica", "tls", "zookeep", "nowher"]
+    try:
+        for seq in (5, 6):
+            with index.reading():
+                reader = index.searcher().reader()
+                for field in ("title", "symptoms", "body"):
+                    for word in words:
+                        assert index.doc_frequency(field, word) == reader.doc_frequency(field, word)
+            # A new segment: the kept counts of the old ones still add up.
+            new = {"key": f"article:{900 + seq}", "kind": "article", "title": "zookeeper redis"}
+            index.apply([new], ["incident:8"], seq)
+    finally:
+        index.close()
