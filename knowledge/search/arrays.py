@@ -33,14 +33,16 @@ from whoosh import scoring
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher
 from whoosh.util.numeric import byte_to_length
 
-Ids = npt.NDArray[np.int64]
+# Kept as Whoosh stores them (weights are 32-bit floats there): 8 bytes a posting.
+Ids = npt.NDArray[np.int32]
+Weights = npt.NDArray[np.float32]
 Floats = npt.NDArray[np.float64]
 
 # A length byte to the length Whoosh scores with (lengths are kept rounded to a byte).
 _LENGTHS = np.array([byte_to_length(b) for b in range(256)], dtype=np.float64)
 MAX_FREQUENCIES = 200_000
-_EMPTY_IDS: Ids = np.zeros(0, dtype=np.int64)
-_EMPTY_WEIGHTS: Floats = np.zeros(0, dtype=np.float64)
+_EMPTY_IDS: Ids = np.zeros(0, dtype=np.int32)
+_EMPTY_WEIGHTS: Weights = np.zeros(0, dtype=np.float32)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,7 +95,7 @@ class PostingsCache:
                 _, dropped = self._entries.popitem(last=False)
                 self.size -= sum(int(a.nbytes) for a in dropped)
 
-    def postings(self, segment: Any, field: str, text: bytes) -> tuple[Ids, Floats]:
+    def postings(self, segment: Any, field: str, text: bytes) -> tuple[Ids, Weights]:
         """Local document numbers and weights of a term in one segment."""
         key = (segment.segment().segment_id(), field, text.decode("utf-8", "surrogatepass"))
         if (found := self._get(key)) is None:
@@ -123,7 +125,7 @@ class PostingsCache:
         return found[0]  # type: ignore[no-any-return]
 
 
-def _read_postings(segment: Any, field: str, text: bytes) -> tuple[Ids, Floats]:
+def _read_postings(segment: Any, field: str, text: bytes) -> tuple[Ids, Weights]:
     if (field, text) not in segment:
         return _EMPTY_IDS, _EMPTY_WEIGHTS
     # The codec's matcher, not ``segment.postings``: that one hides deleted documents
@@ -135,22 +137,22 @@ def _read_postings(segment: Any, field: str, text: bytes) -> tuple[Ids, Floats]:
             ids.append(matcher.id())
             weights.append(matcher.weight())
             matcher.next()
-        return np.array(ids, dtype=np.int64), np.array(weights, dtype=np.float64)
+        return np.array(ids, dtype=np.int32), np.array(weights, dtype=np.float32)
     id_blocks: list[Ids] = []
-    weight_blocks: list[Floats] = []
+    weight_blocks: list[Weights] = []
     while matcher.is_active():
         # A block at a time: ids are stored as deltas, weights as an array of floats
         # (or one float for the whole block, or none when all are 1).
         matcher._read_data()
         deltas, weights = matcher._data[0], matcher._data[1]
         count = matcher._blocklength
-        id_blocks.append(np.cumsum(np.asarray(deltas, dtype=np.int64)))
+        id_blocks.append(np.cumsum(np.asarray(deltas), dtype=np.int32))
         if weights is None:
-            weight_blocks.append(np.ones(count, dtype=np.float64))
+            weight_blocks.append(np.ones(count, dtype=np.float32))
         elif isinstance(weights, float):
-            weight_blocks.append(np.full(count, weights, dtype=np.float64))
+            weight_blocks.append(np.full(count, weights, dtype=np.float32))
         else:
-            weight_blocks.append(np.asarray(weights, dtype=np.float64))
+            weight_blocks.append(np.asarray(weights, dtype=np.float32))
         matcher._next_block()
     return np.concatenate(id_blocks), np.concatenate(weight_blocks)
 
@@ -185,9 +187,10 @@ def scores(searcher: Any, cache: PostingsCache, terms: Sequence[Term]) -> Floats
         average = searcher.avg_field_length(term.field) or 1
         b = weighting._field_B.get(term.field, weighting.B)
         for segment, offset in leaves:
-            ids, weights = cache.postings(segment, term.field, text)
+            ids, stored = cache.postings(segment, term.field, text)
             if not len(ids):
                 continue
+            weights = stored.astype(np.float64)  # Whoosh computes in doubles
             lengths = cache.lengths(segment, term.field)[ids]
             # Whoosh's bm25(), operation for operation, times the term's boost.
             score = idf * (
