@@ -22,8 +22,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -168,22 +169,29 @@ def _read_lengths(segment: Any, field: str) -> Floats:
     return _LENGTHS[lengths]
 
 
-def scores(searcher: Any, cache: PostingsCache, terms: Sequence[Term]) -> Floats:
+def scores(
+    searcher: Any,
+    cache: PostingsCache,
+    terms: Sequence[Term],
+    doc_frequency: Callable[[str, str], int],
+) -> Floats:
     """The BM25F score of every document of the index (0 where none of the terms
-    is), indexed by document number."""
+    is), indexed by document number; ``doc_frequency`` counts as Whoosh does."""
     weighting = searcher.weighting
     if not isinstance(weighting, scoring.BM25F):
         raise TypeError(f"array scoring is BM25F's, not {type(weighting).__name__}'s")
     schema = searcher.schema
-    total: Floats = np.zeros(searcher.doc_count_all(), dtype=np.float64)
+    documents = searcher.doc_count_all()
+    total: Floats = np.zeros(documents, dtype=np.float64)
     leaves = list(searcher.reader().leaf_readers())
     k1 = weighting.K1
     for term in terms:
         field = schema[term.field]
-        text = field.to_bytes(term.text)
-        if not field.scorable or not searcher.doc_frequency(term.field, text):
+        if not field.scorable:
             continue
-        idf = searcher.idf(term.field, text)
+        text = field.to_bytes(term.text)
+        # Whoosh's idf(), from the same count.
+        idf = math.log(documents / (doc_frequency(term.field, term.text) + 1)) + 1
         average = searcher.avg_field_length(term.field) or 1
         b = weighting._field_B.get(term.field, weighting.B)
         for segment, offset in leaves:

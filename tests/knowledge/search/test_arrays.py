@@ -61,7 +61,7 @@ def test_scores_are_whooshs_bit_for_bit_across_segments(tmp_path: Path) -> None:
                 ])  # fmt: skip
                 for query in (parsed, boosted):
                     expected = _whoosh_scores(index, query)
-                    total = arrays.scores(searcher, cache, _terms(query))
+                    total = arrays.scores(searcher, cache, _terms(query), index.doc_frequency)
                     ours = {d: float(total[d]) for d in live if total[d] > 0}
                     assert ours == expected
     finally:
@@ -81,7 +81,7 @@ def test_best_ranks_as_whooshs_collector_with_ties(tmp_path: Path) -> None:
         union = q.Or(parsed.subqueries)
         union.matcher_type = q.Or.ARRAY_MATCHER
         allowed = {d for d in searcher.reader().all_doc_ids() if d % 2 == 0}
-        total = arrays.scores(searcher, cache, _terms(parsed))
+        total = arrays.scores(searcher, cache, _terms(parsed), index.doc_frequency)
         for limit in (1, 5, 12, 100):
             top = collectors.TopCollector(limit=limit, replace=0)
             searcher.search_with_collector(union, collectors.FilterCollector(top, allowed))
@@ -100,7 +100,8 @@ def test_the_cache_stays_within_its_bytes_and_gives_the_same_postings(tmp_path: 
             for text in TEXTS * 2:
                 terms = _terms(parse(index.schema, text)[0])
                 assert np.array_equal(
-                    arrays.scores(searcher, small, terms), arrays.scores(searcher, large, terms)
+                    arrays.scores(searcher, small, terms, index.doc_frequency),
+                    arrays.scores(searcher, large, terms, index.doc_frequency),
                 )
                 assert small.size <= 4000
             assert large.size > 4000
