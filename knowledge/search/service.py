@@ -142,14 +142,13 @@ def _did_you_mean(
     """The query with unknown words replaced by the closest indexed words, if any."""
     searcher = index.searcher()
     correctors = [searcher.corrector(field) for field in ("title", "body")]
-    words, changed = [], False
-    for word in plain_words(text):
-        lower = word.lower()
-        if len(lower) < min_length or any(c.suggest(lower, limit=1, maxdist=0) for c in correctors):
-            words.append(word)
-            continue
+    memo = index.memo()  # the same words come back in title after title
+
+    def corrected(lower: str) -> str | None:
+        if any(c.suggest(lower, limit=1, maxdist=0) for c in correctors):
+            return None
         # Nearest first: Whoosh ranks suggestions within maxdist by frequency alone.
-        suggestion = next(
+        return next(
             (
                 found[0]
                 for distance in distances
@@ -158,6 +157,17 @@ def _did_you_mean(
             ),
             None,
         )
+
+    words, changed = [], False
+    for word in plain_words(text):
+        lower = word.lower()
+        if len(lower) < min_length:
+            words.append(word)
+            continue
+        key = ("spelling", lower, tuple(distances))
+        if key not in memo:
+            memo[key] = corrected(lower)
+        suggestion = memo[key]
         words.append(suggestion or word)
         changed = changed or suggestion is not None
     return " ".join(words) if changed else None
