@@ -236,7 +236,9 @@ def create_app(
     own_db = db is None
     database = db or Database(settings.database_url)
     indexer = Indexer(
-        database, SearchIndex(settings.index_dir), outbox_retention=settings.outbox_retention
+        database,
+        SearchIndex(settings.index_dir, postings_cache_bytes=settings.search_cache_bytes),
+        outbox_retention=settings.outbox_retention,
     )
     events = EventDispatcher(database)
     # Commits by other processes reach this one's followers through NOTIFY on

@@ -299,7 +299,7 @@ async def _reindex(settings: Settings, wait: float) -> str:
     from knowledge.search.writer_lock import request_rebuild
 
     db = Database(settings.database_url)
-    index = SearchIndex(settings.index_dir)
+    index = SearchIndex(settings.index_dir, postings_cache_bytes=settings.search_cache_bytes)
     indexer = Indexer(db, index)
     lock, root = indexer.writer_lock, settings.index_dir
     request: Path | None = None

@@ -59,7 +59,7 @@ async def principal_from_env(db: Database) -> Principal:
 async def open_fresh_index(db: Database, settings: Settings) -> SearchIndex:
     """The index, caught up with the database (built first if it is missing or broken),
     or, while a server writes it, as that server has it."""
-    index = SearchIndex(settings.index_dir)
+    index = SearchIndex(settings.index_dir, postings_cache_bytes=settings.search_cache_bytes)
     await refresh_index(Indexer(db, index))
     return index
 

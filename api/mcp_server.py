@@ -178,7 +178,9 @@ class Runtime:
         db = Database(settings.database_url)
         try:
             started_as = await principal_from_env(db)
-            index = SearchIndex(settings.index_dir)
+            index = SearchIndex(
+                settings.index_dir, postings_cache_bytes=settings.search_cache_bytes
+            )
             indexer = Indexer(db, index)
             await refresh_index(indexer)
         except BaseException:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from knowledge.incidents.policy import IncidentPolicy
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/knownfix.db"
+POSTINGS_CACHE_BYTES = 256 * 1024 * 1024
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -39,6 +40,8 @@ LIMIT_VARIABLES = (
 CACHE_VARIABLES = (
     ("KNOWNFIX_RESPONSE_CACHE_BYTES", "response_cache_bytes", 0, 100_000_000_000),
     ("KNOWNFIX_RESPONSE_CACHE_ENTRY_BYTES", "response_cache_entry_bytes", 0, 1_000_000_000),
+    # Postings of the suggestion searches kept in memory (knowledge/search/arrays.py).
+    ("KNOWNFIX_SEARCH_CACHE_BYTES", "search_cache_bytes", 0, 100_000_000_000),
 )
 
 
@@ -73,6 +76,7 @@ class Settings:
     max_body_bytes: int = 1_000_000
     response_cache_bytes: int = 64 * 1024 * 1024
     response_cache_entry_bytes: int = 1024 * 1024
+    search_cache_bytes: int = POSTINGS_CACHE_BYTES
     introspection: bool | None = None  # None: on in development, off in production
     outbox_retention_days: int = 7  # 0: keep outbox rows for ever
 

@@ -33,6 +33,7 @@ from whoosh.fields import Schema
 from whoosh.query import Query
 from whoosh.searching import Searcher
 
+from knowledge.config import POSTINGS_CACHE_BYTES
 from knowledge.search.arrays import PostingsCache
 from knowledge.search.documents import Document
 from knowledge.search.schema import META_KEY, SCHEMA_VERSION, build_schema, meta_document
@@ -41,7 +42,6 @@ logger = logging.getLogger("knownfix.search")
 
 CURRENT = "current"
 WRITE_TIMEOUT_SECONDS = 10.0
-POSTINGS_CACHE_BYTES = 256 * 1024 * 1024
 MEMO_ENTRIES = 500_000
 
 

@@ -56,6 +56,7 @@ def test_every_variable_is_read() -> None:
         ("KNOWNFIX_CORS_ORIGINS", "desk.example.com", "http(s) origins"),
         ("KNOWNFIX_RESPONSE_CACHE_BYTES", "64MB", "expected a whole number"),
         ("KNOWNFIX_RESPONSE_CACHE_ENTRY_BYTES", "-1", "expected a whole number"),
+        ("KNOWNFIX_SEARCH_CACHE_BYTES", "1e9", "expected a whole number"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str, complaint: str) -> None:
@@ -83,3 +84,8 @@ def test_the_response_cache_is_on_by_default_and_zero_bytes_turn_it_off() -> Non
     assert not off.response_cache_enabled
     small = Settings.from_env({"KNOWNFIX_RESPONSE_CACHE_ENTRY_BYTES": "4096"})
     assert (small.response_cache_enabled, small.response_cache_entry_bytes) == (True, 4096)
+
+
+def test_the_search_cache_size_is_a_setting() -> None:
+    assert Settings.from_env({}).search_cache_bytes == 256 * 1024 * 1024
+    assert Settings.from_env({"KNOWNFIX_SEARCH_CACHE_BYTES": "0"}).search_cache_bytes == 0

@@ -142,3 +142,18 @@ def test_document_frequencies_are_whooshs_across_segments_and_writes(tmp_path: P
             index.apply([new], ["incident:8"], seq)
     finally:
         index.close()
+
+
+def test_a_cache_of_no_bytes_keeps_nothing_and_scores_the_same(tmp_path: Path) -> None:
+    index = _with_segments(tmp_path)
+    none = arrays.PostingsCache(max_bytes=0)
+    try:
+        with index.reading():
+            searcher = index.searcher()
+            terms = _terms(parse(index.schema, TEXTS[0])[0])
+            expected = arrays.scores(searcher, index.postings, terms, index.doc_frequency)
+            found = arrays.scores(searcher, none, terms, index.doc_frequency)
+            assert np.array_equal(found, expected)
+            assert none.size == 0
+    finally:
+        index.close()
