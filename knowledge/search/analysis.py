@@ -74,7 +74,11 @@ def analyzer() -> Any:
 
 _STOP_WORDS = StopFilter().stops
 _MIN_SIZE = StopFilter().min
-_stem = functools.lru_cache(maxsize=100_000)(stem)
+_kept_stem = functools.lru_cache(maxsize=100_000)(stem)
+
+
+def _stem(word: str) -> str:
+    return str(_kept_stem(word) if len(word) <= 64 else stem(word))
 
 
 def spans(text: str) -> Iterator[tuple[str, int, int, bool]]:

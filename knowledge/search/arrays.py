@@ -42,6 +42,7 @@ Floats = npt.NDArray[np.float64]
 # A length byte to the length Whoosh scores with (lengths are kept rounded to a byte).
 _LENGTHS = np.array([byte_to_length(b) for b in range(256)], dtype=np.float64)
 MAX_FREQUENCIES = 200_000
+ENTRY_OVERHEAD = 200  # bytes: the key, the tuple and two array headers
 _EMPTY_IDS: Ids = np.zeros(0, dtype=np.int32)
 _EMPTY_WEIGHTS: Weights = np.zeros(0, dtype=np.float32)
 
@@ -60,7 +61,7 @@ class PostingsCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.size = 0
-        self._entries: collections.OrderedDict[tuple[str, ...], tuple[Any, ...]] = (
+        self._entries: collections.OrderedDict[tuple[object, ...], tuple[Any, ...]] = (
             collections.OrderedDict()
         )
         # Document frequencies per segment term: they survive a new searcher, which
@@ -76,15 +77,15 @@ class PostingsCache:
             self._frequencies.clear()
             self.size = 0
 
-    def _get(self, key: tuple[str, ...]) -> tuple[Any, ...] | None:
+    def _get(self, key: tuple[object, ...]) -> tuple[Any, ...] | None:
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
             return found
 
-    def _put(self, key: tuple[str, ...], value: tuple[Any, ...]) -> None:
-        cost = sum(int(a.nbytes) for a in value)
+    def _put(self, key: tuple[object, ...], value: tuple[Any, ...]) -> None:
+        cost = _cost(value)
         if cost > self.max_bytes:
             return  # bigger than the whole cache: read again next time
         with self._lock:
@@ -94,11 +95,11 @@ class PostingsCache:
             self.size += cost
             while self.size > self.max_bytes:
                 _, dropped = self._entries.popitem(last=False)
-                self.size -= sum(int(a.nbytes) for a in dropped)
+                self.size -= _cost(dropped)
 
     def postings(self, segment: Any, field: str, text: bytes) -> tuple[Ids, Weights]:
         """Local document numbers and weights of a term in one segment."""
-        key = (segment.segment().segment_id(), field, text.decode("utf-8", "surrogatepass"))
+        key = (segment.segment().segment_id(), "postings", field, text)
         if (found := self._get(key)) is None:
             found = _read_postings(segment, field, text)
             self._put(key, found)
@@ -109,6 +110,8 @@ class PostingsCache:
         key = (segment.segment().segment_id(), field, text)
         with self._lock:
             found = self._frequencies.get(key)
+            if found is not None:
+                self._frequencies.move_to_end(key)
         if found is None:
             found = segment.doc_frequency(field, text)
             with self._lock:
@@ -119,11 +122,17 @@ class PostingsCache:
 
     def lengths(self, segment: Any, field: str) -> Floats:
         """Each document's length of a field in one segment, as Whoosh scores it."""
-        key = (segment.segment().segment_id(), field, "\0lengths")
+        key = (segment.segment().segment_id(), "lengths", field)
         if (found := self._get(key)) is None:
             found = (_read_lengths(segment, field),)
             self._put(key, found)
         return found[0]  # type: ignore[no-any-return]
+
+
+def _cost(value: tuple[Any, ...]) -> int:
+    """An entry's bytes, with its bookkeeping: an empty entry (a term a segment lacks)
+    still takes room, so that it is dropped in turn too."""
+    return ENTRY_OVERHEAD + sum(int(a.nbytes) for a in value)
 
 
 def _read_postings(segment: Any, field: str, text: bytes) -> tuple[Ids, Weights]:

@@ -37,7 +37,7 @@ def article_sections(body: str) -> dict[str, str]:
     return dict(_sections(body))
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def _sections(body: str) -> tuple[tuple[str, str], ...]:
     """Kept for the bodies seen last: suggestions show the same articles again and
     again, and each time would parse their Markdown."""

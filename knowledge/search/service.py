@@ -321,21 +321,31 @@ def _run(
 class _Analysed:
     """A text's terms with where each one stands, as the highlighter reads them."""
 
-    terms: tuple[str, ...]
+    terms: tuple[str, ...]  # stop words too: Whoosh's highlighter marks them as well
     spans: tuple[tuple[int, int], ...]
-    vocabulary: frozenset[str]
+    vocabulary: frozenset[str]  # the indexed terms (no stop words)
 
 
-@functools.lru_cache(maxsize=512)
 def _analysed(text: str) -> _Analysed:
-    """The analysis of a text, kept for the texts seen last: the same articles are
-    shown for incident after incident, and analysing a long body (stemming every
-    word) cost more than the two searches that found it."""
-    terms, spans = [], []
-    for term, start, end, _ in analysis.spans(text):
+    """The analysis of a text, kept for the texts seen last (up to a length: the
+    cache holds a few hundred): the same articles are shown for incident after
+    incident, and analysing a long body cost more than the two searches that found
+    it."""
+    return _analyse(text) if len(text) > MAX_KEPT_TEXT else _kept_analysis(text)
+
+
+def _analyse(text: str) -> _Analysed:
+    terms, spans, indexed = [], [], set()
+    for term, start, end, stopped in analysis.spans(text):
         terms.append(term)
         spans.append((start, end))
-    return _Analysed(tuple(terms), tuple(spans), frozenset(terms))
+        if not stopped:
+            indexed.add(term)
+    return _Analysed(tuple(terms), tuple(spans), frozenset(indexed))
+
+
+_kept_analysis = functools.lru_cache(maxsize=256)(_analyse)
+MAX_KEPT_TEXT = 20_000
 
 
 def _matched(document: Document, terms: frozenset[str]) -> dict[str, set[str]]:
@@ -438,15 +448,15 @@ def plain_terms(text: str) -> list[arrays.Term]:
     seen: set[tuple[str, str]] = set()
     terms = []
     for word in plain_words(text):
-        for field, token in _word_query_terms(word):
+        fields = _word_query_terms(word) if len(word) <= MAX_KEPT_WORD else _query_terms_of(word)
+        for field, token in fields:
             if (field, token) not in seen:
                 seen.add((field, token))
                 terms.append(arrays.Term(field, token))
     return terms
 
 
-@functools.lru_cache(maxsize=65536)
-def _word_query_terms(word: str) -> tuple[tuple[str, str], ...]:
+def _query_terms_of(word: str) -> tuple[tuple[str, str], ...]:
     return tuple(
         (field, token)
         for field in TEXT_FIELDS
@@ -454,6 +464,7 @@ def _word_query_terms(word: str) -> tuple[tuple[str, str], ...]:
     )
 
 
+_word_query_terms = functools.lru_cache(maxsize=65536)(_query_terms_of)
 _SCHEMA = build_schema()  # every index's (its fields never differ)
 
 
@@ -634,10 +645,14 @@ def term_vectors(index: SearchIndex, texts: Sequence[str]) -> list[dict[str, flo
     return vectors
 
 
-@functools.lru_cache(maxsize=4096)
 def _term_counts(text: str) -> tuple[tuple[str, int], ...]:
-    """How often each indexed term occurs in a text, kept for the texts seen last:
-    the same past incidents and article titles come up for query after query."""
+    """How often each indexed term occurs in a text, kept for the texts seen last
+    (short ones: a pasted log is seldom seen twice): the same past incidents and
+    article titles come up for query after query."""
+    return _count_terms(text) if len(text) > MAX_KEPT_COUNTED else _kept_counts(text)
+
+
+def _count_terms(text: str) -> tuple[tuple[str, int], ...]:
     if _PLAIN.fullmatch(text):
         # Words and single spaces (``query_text``): the text's analysis is its words',
         # and a pasted log repeats a bounded vocabulary.
@@ -649,13 +664,23 @@ def _term_counts(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(collections.Counter(terms).items())
 
 
+_kept_counts = functools.lru_cache(maxsize=2048)(_count_terms)
+MAX_KEPT_COUNTED = 4_000
 _PLAIN = re.compile(r"\w+(?: \w+)*")
 
 
-@functools.lru_cache(maxsize=65536)
 def _word_terms(word: str) -> tuple[str, ...]:
-    """The indexed terms of one word (several for an identifier, none for a stop word)."""
+    """The indexed terms of one word (several for an identifier, none for a stop word);
+    kept, but not for the odd blob a log pastes as one long word."""
+    return tuple(analysis.terms(word)) if len(word) > MAX_KEPT_WORD else _kept_terms(word)
+
+
+@functools.lru_cache(maxsize=65536)
+def _kept_terms(word: str) -> tuple[str, ...]:
     return tuple(analysis.terms(word))
+
+
+MAX_KEPT_WORD = 64
 
 
 def coverage(query: dict[str, float], document: dict[str, float]) -> float:

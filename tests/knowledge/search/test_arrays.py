@@ -157,3 +157,20 @@ def test_a_cache_of_no_bytes_keeps_nothing_and_scores_the_same(tmp_path: Path) -
             assert none.size == 0
     finally:
         index.close()
+
+
+def test_terms_a_segment_lacks_take_room_too(tmp_path: Path) -> None:
+    # Absent terms are kept as empty postings; they must count against the bytes, or a
+    # stream of unknown words would grow the cache without end.
+    cache = arrays.PostingsCache(max_bytes=50 * arrays.ENTRY_OVERHEAD)
+    none = arrays.PostingsCache(max_bytes=0)
+    rng = random.Random(1)  # noqa: S311 (test text, not security)
+    with built(tmp_path / "index", [document(1, rng)]) as index, index.reading():
+        searcher = index.searcher()
+        for n in range(500):
+            for kept in (cache, none):
+                terms = [arrays.Term("body", f"absent{n}")]
+                assert not arrays.scores(searcher, kept, terms, index.doc_frequency).any()
+        assert 0 < cache.size <= cache.max_bytes
+        assert len(cache._entries) <= 50
+        assert (none.size, len(none._entries)) == (0, 0)

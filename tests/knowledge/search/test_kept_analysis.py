@@ -59,3 +59,10 @@ def test_a_plain_texts_term_counts_are_its_analysis() -> None:
     assert search._term_counts("pg_hba.conf, line 3") == tuple(
         collections.Counter(t.text for t in analyzer()("pg_hba.conf, line 3")).items()
     )
+
+
+def test_a_stop_word_in_a_document_is_no_match() -> None:
+    # "using" stems to "us", a stop word the index never holds: "contact us" does not
+    # match a query that said "using".
+    document = {"title": "Contact us", "body": "Write to us about the outage."}
+    assert search._matched(document, frozenset({"us", "outag"})) == {"body": {"outag"}}
