@@ -41,7 +41,8 @@ Floats = npt.NDArray[np.float64]
 
 # A length byte to the length Whoosh scores with (lengths are kept rounded to a byte).
 _LENGTHS = np.array([byte_to_length(b) for b in range(256)], dtype=np.float64)
-MAX_FREQUENCIES = 200_000
+MAX_FREQUENCIES = 200_000  # per segment
+MAX_SEGMENTS = 256
 ENTRY_OVERHEAD = 200  # bytes: the key, the tuple and two array headers
 _EMPTY_IDS: Ids = np.zeros(0, dtype=np.int32)
 _EMPTY_WEIGHTS: Weights = np.zeros(0, dtype=np.float32)
@@ -66,7 +67,7 @@ class PostingsCache:
         )
         # Document frequencies per segment term: they survive a new searcher, which
         # comes with every write, where a searcher's own would be asked again.
-        self._frequencies: collections.OrderedDict[tuple[str, str, str], int] = (
+        self._frequencies: collections.OrderedDict[str, dict[tuple[str, str], int]] = (
             collections.OrderedDict()
         )
         self._lock = threading.Lock()
@@ -105,19 +106,17 @@ class PostingsCache:
             self._put(key, found)
         return found[0], found[1]
 
-    def frequency(self, segment: Any, field: str, text: str) -> int:
-        """Documents of one segment with a term (deleted ones too, as Whoosh counts)."""
-        key = (segment.segment().segment_id(), field, text)
+    def frequencies(self, segment: Any) -> dict[tuple[str, str], int]:
+        """Kept document frequencies of one segment's terms, to fill in (deleted
+        documents count, as Whoosh counts them)."""
+        key = segment.segment().segment_id()
         with self._lock:
             found = self._frequencies.get(key)
-            if found is not None:
-                self._frequencies.move_to_end(key)
-        if found is None:
-            found = segment.doc_frequency(field, text)
-            with self._lock:
-                self._frequencies[key] = found
-                if len(self._frequencies) > MAX_FREQUENCIES:
-                    self._frequencies.popitem(last=False)
+            if found is None or len(found) > MAX_FREQUENCIES:
+                found = self._frequencies[key] = {}
+            self._frequencies.move_to_end(key)
+            while len(self._frequencies) > MAX_SEGMENTS:
+                self._frequencies.popitem(last=False)
         return found
 
     def lengths(self, segment: Any, field: str) -> Floats:

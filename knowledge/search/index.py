@@ -203,10 +203,18 @@ class SearchIndex:
         key = ("df", field, text)
         found = memo.get(key)
         if found is None:
-            found = memo[key] = sum(
-                self.postings.frequency(segment, field, text)
-                for segment, _ in self.searcher().reader().leaf_readers()
-            )
+            if (segments := memo.get("segments")) is None:
+                segments = memo["segments"] = [
+                    (segment, self.postings.frequencies(segment))
+                    for segment, _ in self.searcher().reader().leaf_readers()
+                ]
+            found = 0
+            term = (field, text)
+            for segment, known in segments:
+                if (count := known.get(term)) is None:
+                    count = known[term] = segment.doc_frequency(field, text)
+                found += count
+            memo[key] = found
         return int(found)
 
     def _refresh(self) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from whoosh import highlight, sorting
+from whoosh import highlight, sorting, spelling
 from whoosh import query as q
 from whoosh.analysis import Token
 
@@ -136,12 +136,33 @@ def _visibility(principal: Principal, f: SearchFilter) -> q.Query:
     return q.And([allowed, *extra]) if extra else allowed
 
 
+class _SegmentsCorrector(spelling.Corrector):  # type: ignore[misc]
+    """Whoosh's ``ReaderCorrector`` (the same scores: edit distance, then frequency
+    in the whole index), with each segment's word automaton: for a reader of several
+    segments, as an index is after a few writes, Whoosh measures the edit distance to
+    every word of the field instead, about 100 ms a title."""
+
+    def __init__(self, reader: Any, field: str) -> None:
+        self.reader = reader
+        self.field = field
+        self.spelled = reader.schema[field].spelling_fieldname(field)
+
+    def _suggestions(self, text: str, maxdist: int, prefix: int) -> Iterator[tuple[float, str]]:
+        seen: set[str] = set()
+        for segment, _ in self.reader.leaf_readers():
+            for word in segment.terms_within(self.spelled, text, maxdist, prefix=prefix):
+                if word not in seen:
+                    seen.add(word)
+                    frequency = self.reader.frequency(self.field, word) or 1
+                    yield 0 - (maxdist + (1.0 / frequency * 0.5)), word
+
+
 def _did_you_mean(
     index: SearchIndex, text: str, distances: Sequence[int] = (1, 2), min_length: int = 3
 ) -> str | None:
     """The query with unknown words replaced by the closest indexed words, if any."""
     searcher = index.searcher()
-    correctors = [searcher.corrector(field) for field in ("title", "body")]
+    correctors = [_SegmentsCorrector(searcher.reader(), field) for field in ("title", "body")]
     memo = index.memo()  # the same words come back in title after title
 
     def corrected(lower: str) -> str | None:

@@ -11,6 +11,7 @@ from whoosh import collectors
 from whoosh import query as q
 
 from knowledge.search import arrays
+from knowledge.search import service as search
 from knowledge.search.index import SearchIndex
 from knowledge.search.query import parse
 from tests.knowledge.search.test_match import built, document
@@ -174,3 +175,23 @@ def test_terms_a_segment_lacks_take_room_too(tmp_path: Path) -> None:
         assert 0 < cache.size <= cache.max_bytes
         assert len(cache._entries) <= 50
         assert (none.size, len(none._entries)) == (0, 0)
+
+
+def test_spelling_corrections_over_segments_are_whooshs(tmp_path: Path) -> None:
+    # Whoosh corrects against every word of a field once an index has several
+    # segments; the corrector per segment must suggest the same words.
+    index = _with_segments(tmp_path)
+    typos = ["rediss", "timout", "replca", "certficate", "deadlok", "handshak", "zzzzzz", "redis"]
+    try:
+        with index.reading():
+            reader = index.searcher().reader()
+            assert len(list(reader.leaf_readers())) > 1
+            for field in ("title", "body"):
+                ours = search._SegmentsCorrector(reader, field)
+                whooshs = index.searcher().corrector(field)
+                for word in typos:
+                    for distance in (0, 1, 2):
+                        expected = whooshs.suggest(word, limit=3, maxdist=distance)
+                        assert ours.suggest(word, limit=3, maxdist=distance) == expected
+    finally:
+        index.close()
