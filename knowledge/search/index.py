@@ -160,6 +160,7 @@ class SearchIndex:
             if self._searcher is not None:
                 self._searcher.close()
             self._ix = self._generation = self._searcher = None
+            self._memo = (None, {})
             self.postings.clear()
 
     # --- reading ----------------------------------------------------------------------
