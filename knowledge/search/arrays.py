@@ -57,7 +57,8 @@ class Term:
 
 class PostingsCache:
     """Postings and field lengths per segment, least recently used dropped first
-    once the arrays exceed ``max_bytes``."""
+    once the arrays exceed ``max_bytes``; and document frequencies per segment,
+    bounded in number (``MAX_SEGMENTS`` of ``MAX_FREQUENCIES``)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
