@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge.articles.models import ArticleFeedback
-from knowledge.incidents.models import IncidentLink, LinkRelation
+from knowledge.incidents.models import Incident, IncidentLink, LinkRelation
 from knowledge.search.documents import key_of
 
 # Relations that say "this restored service" and "this did not".
@@ -49,18 +49,19 @@ def link_key(link_article: int | None, link_known_error: int | None) -> str | No
 
 
 async def outcomes(*, session: AsyncSession, keys: Sequence[str]) -> dict[str, Outcomes]:
-    """Judged outcomes per article / known error key (two grouped queries)."""
+    """Judged outcomes per article / known error key: links and votes counted in one
+    statement (a suggestion waits for every round trip to the database)."""
     article_ids = [int(k.split(":")[1]) for k in keys if k.startswith("article:")]
     known_error_ids = [int(k.split(":")[1]) for k in keys if k.startswith("known_error:")]
     found = {key: Outcomes() for key in keys}
     if not article_ids and not known_error_ids:
         return found
-    rows = await session.execute(
+    links = (
         sa.select(
             IncidentLink.article_id,
             IncidentLink.known_error_id,
-            IncidentLink.relation,
-            sa.func.count(),
+            sa.cast(IncidentLink.relation, sa.String(32)).label("outcome"),
+            sa.func.count().label("n"),
         )
         .where(
             sa.or_(
@@ -70,60 +71,68 @@ async def outcomes(*, session: AsyncSession, keys: Sequence[str]) -> dict[str, O
         )
         .group_by(IncidentLink.article_id, IncidentLink.known_error_id, IncidentLink.relation)
     )
-    field = {
-        LinkRelation.RESOLVED_BY: "resolved",
-        LinkRelation.ACCEPTED: "accepted",
-        LinkRelation.REJECTED: "rejected",
-        LinkRelation.SUGGESTED: "suggested",
-    }
-    for article_id, known_error_id, relation, count in rows:
-        key = link_key(article_id, known_error_id)
-        if key in found and relation in field:
-            outcome = found[key]
-            setattr(outcome, field[relation], getattr(outcome, field[relation]) + count)
-    if article_ids:
-        votes = await session.execute(
-            sa.select(ArticleFeedback.article_id, ArticleFeedback.helpful, sa.func.count())
-            .where(ArticleFeedback.article_id.in_(article_ids))
-            .group_by(ArticleFeedback.article_id, ArticleFeedback.helpful)
+    votes = (
+        sa.select(
+            ArticleFeedback.article_id,
+            sa.cast(sa.null(), sa.Integer),
+            sa.case((ArticleFeedback.helpful, "helpful"), else_="unhelpful"),
+            sa.func.count(),
         )
-        for article_id, helpful, count in votes:
-            outcome = found[key_of("article", article_id)]
-            if helpful:
-                outcome.helpful += count
-            else:
-                outcome.unhelpful += count
+        .where(ArticleFeedback.article_id.in_(article_ids))
+        .group_by(ArticleFeedback.article_id, ArticleFeedback.helpful)
+    )
+    for article_id, known_error_id, outcome, count in await session.execute(
+        sa.union_all(links, votes)
+    ):
+        key = link_key(article_id, known_error_id)
+        if key in found and (field := _FIELDS.get(outcome)):
+            setattr(found[key], field, getattr(found[key], field) + count)
     return found
 
 
-async def resolutions(
+# What each counted outcome adds to (a link's relation, or a vote).
+_FIELDS = {
+    LinkRelation.RESOLVED_BY.value: "resolved",
+    LinkRelation.ACCEPTED.value: "accepted",
+    LinkRelation.REJECTED.value: "rejected",
+    LinkRelation.SUGGESTED.value: "suggested",
+    "helpful": "helpful",
+    "unhelpful": "unhelpful",
+}
+
+
+async def resolved_incidents(
     *, session: AsyncSession, incident_ids: Sequence[int]
-) -> dict[int, list[str]]:
-    """What restored service for each incident: ``resolved by`` and accepted
-    suggestions, minus anything later rejected for the same incident."""
+) -> dict[int, tuple[Incident, list[str]]]:
+    """Past incidents with what restored service for each: ``resolved by`` and
+    accepted suggestions, minus anything later rejected for the same incident.
+    Incidents nothing restored are left out. One statement: rows and links."""
     if not incident_ids:
         return {}
     rows = await session.execute(
-        sa.select(
-            IncidentLink.incident_id,
-            IncidentLink.article_id,
-            IncidentLink.known_error_id,
-            IncidentLink.relation,
-        )
+        sa.select(Incident, IncidentLink.article_id, IncidentLink.known_error_id,
+                  IncidentLink.relation)
+        .join(IncidentLink, IncidentLink.incident_id == Incident.id)
         .where(
             IncidentLink.incident_id.in_(set(incident_ids)),
             IncidentLink.relation.in_((*GOOD, *BAD)),
         )
         .order_by(IncidentLink.id)
-    )
+    )  # fmt: skip
+    incidents: dict[int, Incident] = {}
     good: dict[int, list[str]] = {}
     bad: dict[int, set[str]] = {}
-    for incident_id, article_id, known_error_id, relation in rows:
+    for incident, article_id, known_error_id, relation in rows:
         key = link_key(article_id, known_error_id)
         if key is None:
             continue
+        incidents[incident.id] = incident
         if relation in BAD:
-            bad.setdefault(incident_id, set()).add(key)
-        elif key not in good.setdefault(incident_id, []):
-            good[incident_id].append(key)
-    return {i: [k for k in keys if k not in bad.get(i, set())] for i, keys in good.items()}
+            bad.setdefault(incident.id, set()).add(key)
+        elif key not in good.setdefault(incident.id, []):
+            good[incident.id].append(key)
+    found = {
+        i: (incidents[i], [k for k in keys if k not in bad.get(i, set())])
+        for i, keys in good.items()
+    }
+    return {i: entry for i, entry in found.items() if entry[1]}

@@ -23,7 +23,6 @@ from knowledge.accounts.roles import Role
 from knowledge.articles import service as articles
 from knowledge.articles.models import Article, ArticleStatus
 from knowledge.errors import ValidationError
-from knowledge.incidents import service as incidents
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.models import KnownError, KnownErrorStatus
 from knowledge.search import service as search
@@ -325,19 +324,18 @@ async def _evidence(
     incident is to this one: the cosine of TF-IDF vectors against its whole text or
     its title alone, whichever is higher (a one-line alert is like a past title,
     a pasted log like a past description; a long text would dilute the former)."""
-    resolved_by = await history.resolutions(session=session, incident_ids=incident_ids)
-    rows = await incidents.by_ids(session=session, ids=list(resolved_by))
-    past = [rows[i] for i in incident_ids if i in rows]
+    resolved = await history.resolved_incidents(session=session, incident_ids=incident_ids)
+    past = [resolved[i] for i in incident_ids if i in resolved]
     texts = [words]
-    for incident in past:
+    for incident, _ in past:
         texts += [query_text(incident.title), query_text(incident.title, incident.description,
                                                          incident.error_text)]  # fmt: skip
     vectors = await asyncio.to_thread(search.term_vectors, index, texts)
     evidence: dict[str, list[Evidence]] = {}
-    for n, incident in enumerate(past):
+    for n, (incident, resolved_by) in enumerate(past):
         title, whole = vectors[1 + 2 * n], vectors[2 + 2 * n]
         similarity = max(search.cosine(vectors[0], title), search.cosine(vectors[0], whole))
-        for key in resolved_by[incident.id]:
+        for key in resolved_by:
             evidence.setdefault(key, []).append(Evidence(incident.id, similarity))
     return evidence
 

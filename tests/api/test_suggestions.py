@@ -781,6 +781,42 @@ async def test_a_rejection_counts_against_the_article_for_other_incidents(
     assert after["value"] < 0.0
 
 
+async def test_helpful_and_unhelpful_votes_move_the_articles_success_signal(
+    client: GraphQLClient, library: Library, accounts: Accounts
+) -> None:
+    """Votes count with links, at once: two readers find it helpful, then all three
+    say it was not (the same readers changing their minds count once each)."""
+    draft: dict[str, Any] = {
+        "title": "Database password rotation broke logins",
+        "errorText": PASSWORD_ERROR,
+    }
+    rate = """mutation($input: RateArticleInput!) { rateArticle(input: $input) {
+                __typename ... on Error { code } } }"""
+
+    async def success() -> float:
+        found = by_slug(await suggest(client, **draft), library.slug("password"))
+        return float(signal(found, "success")["value"])
+
+    async def vote(voter: Account, helpful: bool) -> None:
+        answer = await client(
+            rate, {"input": {"articleId": library.article("password"), "helpful": helpful}},
+            token=voter.token,
+        )  # fmt: skip
+        assert answer.data["rateArticle"]["__typename"] == "ArticleFeedback"
+
+    voters = [await accounts.create(Role.VIEWER) for _ in range(3)]
+    before = await success()
+    for voter in voters[:2]:
+        await vote(voter, True)
+    liked = await success()
+    for voter in voters:
+        await vote(voter, False)
+    disliked = await success()
+    assert before == 0.0
+    assert liked > 0.0
+    assert disliked < 0.0
+
+
 async def test_two_verdicts_on_one_version_give_one_winner_and_one_conflict(
     client: GraphQLClient, library: Library, responder: Account, incident: dict[str, Any]
 ) -> None:
