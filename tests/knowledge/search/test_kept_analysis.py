@@ -6,6 +6,8 @@ from __future__ import annotations
 import collections
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from whoosh import highlight
 
 from knowledge.search import service as search
@@ -34,6 +36,14 @@ def test_matched_terms_come_from_each_field() -> None:
     found = search._matched(document, frozenset({"auth", "jdbc", "mysql", "nowhere"}))
     assert found == {"title": {"auth", "mysql"}, "body": {"auth", "jdbc", "mysql"},
                      "tags": {"mysql", "jdbc"}}  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aAbBzZ09_.*-' /\\:éÉİß设置로\n", max_size=120) | st.just(BODY))
+def test_a_texts_vocabulary_is_its_words_terms(text: str) -> None:
+    # Matched terms come from the kept terms of the text's distinct words: the same
+    # indexed terms as analysing the whole text, stop words left out.
+    assert search._vocabulary(text) == {t.text for t in analyzer()(text)}
 
 
 def test_a_plain_texts_term_counts_are_its_analysis() -> None:
