@@ -3,8 +3,13 @@ replaced by placeholders, so two reports of one fault can be recognised as such.
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from knowledge.suggestions import signatures
 from knowledge.suggestions.signatures import (
     MAX_LINES,
     Match,
@@ -49,6 +54,17 @@ from knowledge.suggestions.signatures import (
 )  # fmt: skip
 def test_variable_parts_become_placeholders(line: str, expected: str) -> None:
     assert normalise(line) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ax0f9:./\\-'\"` eE<>@~\u0663", max_size=60))
+def test_a_rule_skipped_for_lack_of_its_character_could_not_have_matched(line: str) -> None:
+    # Each rule runs only when the line holds what it needs: the same result as
+    # trying every rule on every line.
+    text = line.strip()[: signatures.MAX_LINE_LENGTH]
+    for pattern, placeholder, _ in signatures._RULES:
+        text = pattern.sub(placeholder, text)
+    assert normalise(line) == re.sub(r"\s+", " ", text).strip().lower()
 
 
 def test_a_quoted_phrase_with_spaces_is_part_of_the_message_not_a_value() -> None:
