@@ -12,9 +12,11 @@ whatever the number of documents it matches.
 The scores are Whoosh's own, to the last bit: the same statistics (IDF and
 average field length of the whole index, the byte-rounded field length of each
 document) in the same formula, summed in the same order as Whoosh's term-at-a-time
-union (tests compare the two). What the cache holds is what is on disk, so it never
-needs invalidating: a new segment has a new id, a deleted document is left out by
-the caller's allowed set (``Searcher.docs_for_query`` skips deletions).
+union (tests compare the two). What the cache holds is what is on disk, or computed
+from it for one average field length (part of its key), so it never needs
+invalidating: a new segment has a new id, a write that changes an average makes new
+keys, a deleted document is left out by the caller's allowed set
+(``Searcher.docs_for_query`` skips deletions).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from whoosh import scoring
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher
 from whoosh.util.numeric import byte_to_length
 
-# Kept as Whoosh stores them (weights are 32-bit floats there): 8 bytes a posting.
+# Kept as Whoosh stores them (weights are 32-bit floats there): 8 bytes a posting,
+# and 8 more for a scored term's BM25 part.
 Ids = npt.NDArray[np.int32]
 Weights = npt.NDArray[np.float32]
 Floats = npt.NDArray[np.float64]
@@ -106,6 +109,22 @@ class PostingsCache:
             found = _read_postings(segment, field, text)
             self._put(key, found)
         return found[0], found[1]
+
+    def normalised(
+        self, segment: Any, field: str, text: bytes, k1: float, b: float, average: float
+    ) -> tuple[Ids, Floats]:
+        """A term's postings in one segment with BM25's term-frequency part of each
+        (all of the formula but the IDF): kept for the field's average length, which
+        only a write changes, so a read-mostly index computes it once a term."""
+        ids, weights = self.postings(segment, field, text)
+        key = (segment.segment().segment_id(), "normalised", field, text, k1, b, average)
+        if (found := self._get(key)) is None:
+            tf = weights.astype(np.float64)  # Whoosh computes in doubles
+            lengths = self.lengths(segment, field)[ids]
+            # Whoosh's bm25(), operation for operation, without the IDF factor.
+            found = ((tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * lengths / average)),)
+            self._put(key, found)
+        return ids, found[0]
 
     def frequencies(self, segment: Any) -> dict[tuple[str, str], int]:
         """Kept document frequencies of one segment's terms, to fill in (deleted
@@ -204,16 +223,10 @@ def scores(
         average = searcher.avg_field_length(term.field) or 1
         b = weighting._field_B.get(term.field, weighting.B)
         for segment, offset in leaves:
-            ids, stored = cache.postings(segment, term.field, text)
-            if not len(ids):
-                continue
-            weights = stored.astype(np.float64)  # Whoosh computes in doubles
-            lengths = cache.lengths(segment, term.field)[ids]
-            # Whoosh's bm25(), operation for operation, times the term's boost.
-            score = idf * (
-                (weights * (k1 + 1)) / (weights + k1 * ((1 - b) + b * lengths / average))
-            )
-            total[ids + offset] += score * term.boost
+            ids, normalised = cache.normalised(segment, term.field, text, k1, b, average)
+            if len(ids):
+                # Whoosh's bm25() (the IDF times the rest), times the term's boost.
+                total[ids + offset] += (idf * normalised) * term.boost
     return total
 
 

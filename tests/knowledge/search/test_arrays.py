@@ -69,6 +69,28 @@ def test_scores_are_whooshs_bit_for_bit_across_segments(tmp_path: Path) -> None:
         index.close()
 
 
+def test_scores_kept_for_one_average_length_are_not_used_after_a_write(tmp_path: Path) -> None:
+    # The cache keeps each term's BM25 part for the field's average length; a write
+    # changes that average, and the next searcher's scores must be Whoosh's again.
+    index = _with_segments(tmp_path)
+    cache = arrays.PostingsCache(max_bytes=10**8)
+    rng = random.Random(5)  # noqa: S311 (test text, not security)
+    try:
+        for seq, added in ((4, range(400, 420)), (5, range(420, 425))):
+            with index.reading():
+                searcher = index.searcher()
+                live = set(searcher.reader().all_doc_ids())
+                for text in TEXTS:
+                    parsed, _ = parse(index.schema, text)
+                    total = arrays.scores(searcher, cache, _terms(parsed), index.doc_frequency)
+                    ours = {d: float(total[d]) for d in live if total[d] > 0}
+                    assert ours == _whoosh_scores(index, parsed)
+            longer = [document(n, rng) | {"body": "filler " * 200} for n in added]
+            index.apply(longer, [], seq=seq)
+    finally:
+        index.close()
+
+
 def test_best_ranks_as_whooshs_collector_with_ties(tmp_path: Path) -> None:
     # Identical documents score the same: the lower document number comes first.
     same = {"title": "kafka broker offset", "symptoms": "", "body": "kafka lag"}
