@@ -51,6 +51,9 @@ _EMPTY_IDS: Ids = np.zeros(0, dtype=np.int32)
 _EMPTY_WEIGHTS: Weights = np.zeros(0, dtype=np.float32)
 
 
+Source = Callable[[Any, str, bytes], "tuple[Ids, Weights] | None"]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Term:
     field: str
@@ -63,10 +66,13 @@ class PostingsCache:
     once the arrays exceed ``max_bytes``; and document frequencies per segment,
     bounded in number (``MAX_SEGMENTS`` of ``MAX_FREQUENCIES``)."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, source: Source | None = None) -> None:
         self.max_bytes = max_bytes
         self.size = 0
-        self._entries: collections.OrderedDict[tuple[object, ...], tuple[Any, ...]] = (
+        # Postings that ``source`` holds elsewhere (mapped files: ``segment_arrays``)
+        # are kept as views, costing only their bookkeeping.
+        self._source = source
+        self._entries: collections.OrderedDict[tuple[object, ...], tuple[tuple[Any, ...], int]] = (
             collections.OrderedDict()
         )
         # Document frequencies per segment term: they survive a new searcher, which
@@ -85,29 +91,36 @@ class PostingsCache:
     def _get(self, key: tuple[object, ...]) -> tuple[Any, ...] | None:
         with self._lock:
             found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-            return found
+            if found is None:
+                return None
+            self._entries.move_to_end(key)
+            return found[0]
 
-    def _put(self, key: tuple[object, ...], value: tuple[Any, ...]) -> None:
-        cost = _cost(value)
+    def _put(
+        self, key: tuple[object, ...], value: tuple[Any, ...], cost: int | None = None
+    ) -> None:
+        cost = _cost(value) if cost is None else cost
         if cost > self.max_bytes:
             return  # bigger than the whole cache: read again next time
         with self._lock:
             if key in self._entries:
                 return
-            self._entries[key] = value
+            self._entries[key] = (value, cost)
             self.size += cost
             while self.size > self.max_bytes:
-                _, dropped = self._entries.popitem(last=False)
-                self.size -= _cost(dropped)
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self.size -= dropped
 
     def postings(self, segment: Any, field: str, text: bytes) -> tuple[Ids, Weights]:
         """Local document numbers and weights of a term in one segment."""
         key = (segment.segment().segment_id(), "postings", field, text)
         if (found := self._get(key)) is None:
-            found = _read_postings(segment, field, text)
-            self._put(key, found)
+            if self._source and (mapped := self._source(segment, field, text)) is not None:
+                found = mapped
+                self._put(key, found, ENTRY_OVERHEAD)
+            else:
+                found = read_postings(segment, field, text)
+                self._put(key, found)
         return found[0], found[1]
 
     def normalised(
@@ -154,7 +167,8 @@ def _cost(value: tuple[Any, ...]) -> int:
     return ENTRY_OVERHEAD + sum(int(a.nbytes) for a in value)
 
 
-def _read_postings(segment: Any, field: str, text: bytes) -> tuple[Ids, Weights]:
+def read_postings(segment: Any, field: str, text: bytes) -> tuple[Ids, Weights]:
+    """A term's postings in one segment, read from Whoosh's blocks."""
     if (field, text) not in segment:
         return _EMPTY_IDS, _EMPTY_WEIGHTS
     # The codec's matcher, not ``segment.postings``: that one hides deleted documents

@@ -34,9 +34,16 @@ from whoosh.query import Query
 from whoosh.searching import Searcher
 
 from knowledge.config import POSTINGS_CACHE_BYTES
-from knowledge.search.arrays import PostingsCache
+from knowledge.search.arrays import PostingsCache, read_postings
 from knowledge.search.documents import Document
-from knowledge.search.schema import META_KEY, SCHEMA_VERSION, build_schema, meta_document
+from knowledge.search.schema import (
+    META_KEY,
+    SCHEMA_VERSION,
+    TEXT_FIELDS,
+    build_schema,
+    meta_document,
+)
+from knowledge.search.segment_arrays import SegmentArrays
 
 logger = logging.getLogger("knownfix.search")
 
@@ -59,8 +66,10 @@ class SearchIndex:
     ) -> None:
         self.root = root
         # Postings read into arrays for the suggestion searches (``arrays``), kept
-        # across searchers: they are per segment, and segments never change.
-        self.postings = PostingsCache(postings_cache_bytes)
+        # across searchers: they are per segment, and segments never change. Large
+        # segments' postings come from files written beside them (``segment_arrays``).
+        self.segment_arrays = SegmentArrays(TEXT_FIELDS, read_postings)
+        self.postings = PostingsCache(postings_cache_bytes, source=self.segment_arrays.postings)
         self.write_timeout = write_timeout
         self._ix: Any = None
         self._generation: str | None = None
@@ -130,6 +139,7 @@ class SearchIndex:
         with self._read_lock:
             old = self._searcher
             self._ix, self._generation, self._searcher = ix, name, searcher
+            self.segment_arrays.follow(self.root / name, searcher)
         if old is not None:
             old.close()
 
@@ -229,6 +239,8 @@ class SearchIndex:
         if not self._searcher.up_to_date():
             old, self._searcher = self._searcher, self._ix.searcher()
             old.close()
+            assert self._generation is not None
+            self.segment_arrays.follow(self.root / self._generation, self._searcher)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:

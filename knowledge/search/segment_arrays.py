@@ -1,0 +1,230 @@
+"""A large segment's postings as flat arrays on disk, for the array scorer's cold reads.
+
+Whoosh keeps a term's postings as zlib-compressed pickles of 128 postings each
+(with their positions); reading them costs about 500 nanoseconds a posting. The
+suggestion searches read up to ``service.POSTINGS_BUDGET`` postings a query, so
+a query whose terms were not read before spent most of its time unpickling (the
+slowest tenth of queries at 100k documents, and every query after a restart).
+
+A segment never changes once written, so its text fields' postings are written
+out once, beside it, as three NumPy files: the document numbers and weights of
+every term with at least ``MIN_FREQUENCY`` documents, end to end, and a table
+from each term's place in Whoosh's postings file to its slice. Every process that
+reads the index maps the files; a term's postings are then a slice of them.
+
+Only segments of ``MIN_DOCUMENTS`` or more get files (small ones are cheap to read
+from Whoosh), written by a background thread once a searcher first sees the
+segment; one process writes them (a lock file), the others find them on their
+next searcher. The file names start with the segment's id, so Whoosh deletes
+them with the segment when a merge replaces it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from whoosh.reading import TermNotFound
+
+logger = logging.getLogger("knownfix.search")
+
+MIN_DOCUMENTS = 20_000
+MIN_FREQUENCY = 64
+_PARTS = ("ids", "weights", "terms")  # "terms" is written last: its presence says done
+
+Postings = tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]
+Reader = Callable[[Any, str, bytes], Postings]
+
+
+def _path(folder: Path, segment_id: str, part: str) -> Path:
+    return folder / f"{segment_id}.postings_{part}.npy"
+
+
+class Held:
+    """One segment's files, mapped."""
+
+    def __init__(self, folder: Path, segment_id: str) -> None:
+        terms = np.load(_path(folder, segment_id, "terms"))
+        self.offsets: npt.NDArray[np.int64] = terms[0]  # sorted: each term's postings offset
+        self.starts: npt.NDArray[np.int64] = terms[1]  # one more: the end of the last
+        self.ids = np.load(_path(folder, segment_id, "ids"), mmap_mode="r")
+        self.weights = np.load(_path(folder, segment_id, "weights"), mmap_mode="r")
+
+    def postings(self, offset: int) -> Postings | None:
+        n = int(np.searchsorted(self.offsets, offset))
+        if n == len(self.offsets) or self.offsets[n] != offset:
+            return None
+        start, end = int(self.starts[n]), int(self.starts[n + 1])
+        return self.ids[start:end], self.weights[start:end]
+
+
+class SegmentArrays:
+    """The files of one index directory's large segments: found, mapped, written."""
+
+    def __init__(
+        self,
+        fields: tuple[str, ...],
+        read: Reader,
+        *,
+        min_documents: int = MIN_DOCUMENTS,
+        min_frequency: int = MIN_FREQUENCY,
+    ) -> None:
+        self.fields = fields
+        self.min_documents = min_documents
+        self.min_frequency = min_frequency
+        self._read = read
+        self._folder: Path | None = None
+        self._held: dict[str, Held] = {}
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._waiting: list[tuple[Path, str]] = []
+        self._pending: set[str] = set()  # waiting or being written
+        self._thread: threading.Thread | None = None
+
+    def postings(self, segment: Any, field: str, text: bytes) -> Postings | None:
+        """A term's postings from the segment's files, ``None`` when they do not hold
+        it (no files yet, a rare term, another field); a term the segment lacks has none."""
+        held = self._held.get(segment.segment().segment_id())
+        if held is None or field not in self.fields:
+            return None
+        try:
+            info = segment._terms.term_info(field, text)
+        except TermNotFound:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32)
+        if info.doc_frequency() < self.min_frequency or info.is_inlined():
+            return None
+        return held.postings(info._offset)
+
+    def follow(self, folder: Path, searcher: Any) -> None:
+        """A new searcher over ``folder``: map the files its large segments have, and
+        have the missing ones written in the background."""
+        with self._lock:
+            if folder != self._folder:
+                self._folder, self._held = folder, {}
+            live = set()
+            for segment, _ in searcher.reader().leaf_readers():
+                if segment.doc_count_all() < self.min_documents:
+                    continue
+                segment_id = segment.segment().segment_id()
+                live.add(segment_id)
+                if segment_id in self._held or segment_id in self._pending:
+                    continue
+                if not self._map(folder, segment_id):
+                    self._pending.add(segment_id)
+                    self._waiting.append((folder, segment_id))
+                    if self._thread is None:
+                        self._thread = threading.Thread(
+                            target=self._work, name="segment-arrays", daemon=True
+                        )
+                        self._thread.start()
+            for gone in set(self._held) - live:
+                del self._held[gone]
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until the files asked for so far are written (for tests and benchmarks)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._thread is None, timeout)
+
+    def _map(self, folder: Path, segment_id: str) -> bool:
+        if not _path(folder, segment_id, "terms").exists():
+            return False
+        try:
+            self._held[segment_id] = Held(folder, segment_id)
+        except (OSError, ValueError):
+            logger.warning("the postings arrays of %s are unreadable", segment_id, exc_info=True)
+            return False
+        return True
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    self._thread = None
+                    self._idle.notify_all()
+                    return
+                folder, segment_id = self._waiting.pop(0)
+            try:
+                self._write(folder, segment_id)
+            except Exception:
+                logger.warning("writing the postings arrays of %s failed", segment_id,
+                               exc_info=True)  # fmt: skip
+            with self._lock:
+                self._pending.discard(segment_id)
+                if folder == self._folder:
+                    self._map(folder, segment_id)
+
+    def _write(self, folder: Path, segment_id: str) -> None:
+        with _exclusive(folder / f".{segment_id}.postings.lock") as mine:
+            if not mine or _path(folder, segment_id, "terms").exists():
+                return  # another process writes them, or has
+            with _segment(folder, segment_id) as segment:
+                if segment is None:
+                    return  # merged away meanwhile
+                found: list[tuple[int, Postings]] = []
+                for (field, text), info in segment._terms.items():
+                    if field not in self.fields or info.is_inlined():
+                        continue
+                    if info.doc_frequency() >= self.min_frequency:
+                        found.append((info._offset, self._read(segment, field, text)))
+            found.sort(key=lambda item: item[0])
+            lengths = np.array([len(ids) for _, (ids, _) in found], dtype=np.int64)
+            starts = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+            # A last offset past every real one, so a term's end is the next start.
+            offsets = np.array([o for o, _ in found] + [np.iinfo(np.int64).max], np.int64)
+            _save(
+                _path(folder, segment_id, "ids"),
+                np.concatenate([ids for _, (ids, _) in found] or [np.zeros(0, np.int32)]),
+            )
+            _save(
+                _path(folder, segment_id, "weights"),
+                np.concatenate([w for _, (_, w) in found] or [np.zeros(0, np.float32)]),
+            )
+            _save(_path(folder, segment_id, "terms"), np.stack([offsets, starts]))  # fmt: skip
+
+
+def _save(path: Path, values: npt.NDArray[Any]) -> None:
+    """Written under a name Whoosh does not clean (a leading dot), then renamed."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    with temporary.open("wb") as file:
+        np.save(file, values)
+    os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[bool]:
+    """Whether this process may write; the lock file goes when it is done (a process
+    that opened it meanwhile then writes the same files again, which is harmless)."""
+    with path.open("a") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _segment(folder: Path, segment_id: str) -> Iterator[Any]:
+    """The segment's own reader: the shared searcher may be replaced meanwhile."""
+    from whoosh import index as whoosh_index
+
+    reader = whoosh_index.open_dir(str(folder)).reader()
+    try:
+        yield next(
+            (s for s, _ in reader.leaf_readers() if s.segment().segment_id() == segment_id),
+            None,
+        )
+    finally:
+        reader.close()

@@ -1,0 +1,208 @@
+"""A large segment's postings, written beside it as flat arrays, are the postings
+Whoosh reads: same documents, same weights, same scores; they go with their segment,
+and a process that another is writing them for waits for that one's files."""
+
+from __future__ import annotations
+
+import fcntl
+import random
+from pathlib import Path
+
+import numpy as np
+from whoosh import query as q
+
+from knowledge.search import arrays
+from knowledge.search.index import SearchIndex
+from knowledge.search.query import parse
+from knowledge.search.segment_arrays import SegmentArrays
+from tests.knowledge.search.test_arrays import TEXTS, _terms, _whoosh_scores
+from tests.knowledge.search.test_match import document
+
+LARGE = 50  # documents: the segments below are "large" at this threshold
+RARE = 2  # documents with the word "quasar": too few to be held
+
+
+def _index(root: Path) -> SearchIndex:
+    index = SearchIndex(root)
+    index.segment_arrays.min_documents = LARGE
+    index.segment_arrays.min_frequency = RARE + 1
+    index.open()
+    return index
+
+
+def _fill(index: SearchIndex, seed: int = 3) -> None:
+    rng = random.Random(seed)  # noqa: S311 (test text, not security)
+    rebuild = index.begin_rebuild()
+    rebuild.add(document(n, rng) for n in range(200))
+    rebuild.add(document(n, rng) | {"title": "quasar"} for n in range(200, 200 + RARE))
+    rebuild.finish(1)
+    # Later writes: a small segment (left to Whoosh) and deletions in the large one.
+    index.apply([document(n, rng) for n in range(300, 320)], ["article:3", "incident:5"], seq=2)
+
+
+def _files(index: SearchIndex) -> list[str]:
+    folder = index.root / str(index._generation)
+    return sorted(p.name.split(".", 1)[1] for p in folder.glob("*.postings_*.npy"))
+
+
+def _held_terms(segment: object, arrays_of: SegmentArrays) -> list[tuple[str, bytes]]:
+    return [
+        (field, text)
+        for (field, text), info in segment._terms.items()  # type: ignore[attr-defined]
+        if field in arrays_of.fields
+        and not info.is_inlined()
+        and info.doc_frequency() >= arrays_of.min_frequency
+    ]
+
+
+def test_the_files_hold_every_frequent_terms_postings_as_whoosh_reads_them(
+    tmp_path: Path,
+) -> None:
+    index = _index(tmp_path / "index")
+    try:
+        _fill(index)
+        assert index.segment_arrays.wait(timeout=60)
+        assert _files(index) == ["postings_ids.npy", "postings_terms.npy", "postings_weights.npy"]
+        with index.reading():
+            leaves = [s for s, _ in index.searcher().reader().leaf_readers()]
+            large = [s for s in leaves if s.doc_count_all() >= LARGE]
+            assert len(large) == 1
+            assert len(leaves) > 1
+            terms = _held_terms(large[0], index.segment_arrays)
+            assert len(terms) > 50
+            for field, text in terms:
+                mapped = index.segment_arrays.postings(large[0], field, text)
+                assert mapped is not None, (field, text)
+                whoosh = arrays.read_postings(large[0], field, text)
+                assert np.array_equal(mapped[0], whoosh[0]), (field, text)
+                assert np.array_equal(mapped[1], whoosh[1]), (field, text)
+                # The scorer's cache hands out the mapped slices, not a copy of its own.
+                assert isinstance(index.postings.postings(large[0], field, text)[0], np.memmap)
+            # Not held: a rare term (read from Whoosh); one the segment lacks has none.
+            assert index.segment_arrays.postings(large[0], "title", b"quasar") is None
+            assert len(arrays.read_postings(large[0], "title", b"quasar")[0]) == RARE
+            ids, _ = index.segment_arrays.postings(large[0], "body", b"nowhere")  # type: ignore[misc]
+            assert len(ids) == 0
+    finally:
+        index.close()
+
+
+def test_scores_from_the_files_are_whooshs_bit_for_bit(tmp_path: Path) -> None:
+    index = _index(tmp_path / "index")
+    try:
+        _fill(index)
+        assert index.segment_arrays.wait(timeout=60)
+        with index.reading():
+            searcher = index.searcher()
+            live = set(searcher.reader().all_doc_ids())
+            for text in TEXTS:
+                parsed, _ = parse(index.schema, text)
+                assert isinstance(parsed, q.Or)
+                total = arrays.scores(searcher, index.postings, _terms(parsed), index.doc_frequency)
+                ours = {d: float(total[d]) for d in live if total[d] > 0}
+                assert ours
+                assert ours == _whoosh_scores(index, parsed)
+    finally:
+        index.close()
+
+
+def test_the_files_go_with_their_segment_when_whoosh_merges_it(tmp_path: Path) -> None:
+    index = _index(tmp_path / "index")
+    try:
+        _fill(index)
+        assert index.segment_arrays.wait(timeout=60)
+        with index.reading():
+            before = {s.segment().segment_id() for s, _ in index.searcher().reader().leaf_readers()}
+        writer = index._ix.writer()
+        writer.commit(optimize=True)  # one new segment: Whoosh deletes the old ones' files
+        with index.reading():
+            after = {s.segment().segment_id() for s, _ in index.searcher().reader().leaf_readers()}
+        assert after.isdisjoint(before)
+        assert index.segment_arrays.wait(timeout=60)
+        folder = index.root / str(index._generation)
+        owners = {p.name.split(".", 1)[0] for p in folder.glob("*.postings_*.npy")}
+        assert owners == after
+    finally:
+        index.close()
+
+
+def test_a_process_another_writes_them_for_maps_them_on_its_next_searcher(
+    tmp_path: Path,
+) -> None:
+    index = _index(tmp_path / "index")
+    try:
+        rng = random.Random(9)  # noqa: S311 (test text, not security)
+        rebuild = index.begin_rebuild()
+        rebuild.add(document(n, rng) for n in range(120))
+        folder = index.root / rebuild.name
+        # Another process holds the lock for the segment the rebuild is about to make.
+        held = []
+        original_follow = index.segment_arrays.follow
+
+        def follow_while_locked(where: Path, searcher: object) -> None:
+            for segment, _ in searcher.reader().leaf_readers():  # type: ignore[attr-defined]
+                lock = (where / f".{segment.segment().segment_id()}.postings.lock").open("a")
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(lock)
+            original_follow(where, searcher)
+
+        index.segment_arrays.follow = follow_while_locked  # type: ignore[method-assign]
+        rebuild.finish(1)
+        index.segment_arrays.follow = original_follow  # type: ignore[method-assign]
+        assert index.segment_arrays.wait(timeout=60)
+        assert held
+        assert not list(folder.glob("*.postings_*.npy"))
+        with index.reading():
+            segment = next(s for s, _ in index.searcher().reader().leaf_readers())
+            field, text = _held_terms(segment, index.segment_arrays)[0]
+            assert index.segment_arrays.postings(segment, field, text) is None
+        # The other process writes them and lets go; our next searcher finds them.
+        other = SegmentArrays(index.segment_arrays.fields, arrays.read_postings,
+                              min_documents=LARGE, min_frequency=RARE + 1)  # fmt: skip
+        for lock in held:
+            lock.close()
+        with index.reading():
+            other.follow(folder, index.searcher())
+        assert other.wait(timeout=60)
+        index.apply([document(500, rng)], [], seq=2)  # any write: a new searcher
+        with index.reading():
+            segment = next(
+                s for s, _ in index.searcher().reader().leaf_readers() if s.doc_count_all() >= LARGE
+            )
+            found = index.segment_arrays.postings(segment, field, text)
+            assert found is not None
+            assert len(found[0]) > 0
+    finally:
+        index.close()
+
+
+def test_unreadable_files_leave_the_postings_to_whoosh(tmp_path: Path) -> None:
+    index = _index(tmp_path / "index")
+    try:
+        _fill(index)
+        assert index.segment_arrays.wait(timeout=60)
+        folder = index.root / str(index._generation)
+        for path in folder.glob("*.postings_terms.npy"):
+            path.write_bytes(b"not an array")
+        fresh = SearchIndex(index.root)
+        fresh.segment_arrays.min_documents = LARGE
+        fresh.open()
+        try:
+            with fresh.reading():
+                searcher = fresh.searcher()
+                large = next(
+                    s for s, _ in searcher.reader().leaf_readers() if s.doc_count_all() >= LARGE
+                )
+                field, text = _held_terms(large, fresh.segment_arrays)[0]
+                assert fresh.segment_arrays.postings(large, field, text) is None
+                parsed, _ = parse(fresh.schema, TEXTS[0])
+                assert isinstance(parsed, q.Or)
+                total = arrays.scores(searcher, fresh.postings, _terms(parsed), fresh.doc_frequency)
+                live = set(searcher.reader().all_doc_ids())
+                assert {d: float(total[d]) for d in live if total[d] > 0} == _whoosh_scores(
+                    fresh, parsed
+                )
+        finally:
+            fresh.close()
+    finally:
+        index.close()
