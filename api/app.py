@@ -36,7 +36,7 @@ from api.websocket_handlers import (
     TransportWSHandler,
     log_unreachable,
 )
-from knowledge import migrate
+from knowledge import heap, migrate
 from knowledge.clock import Clock, SystemClock
 from knowledge.config import Settings
 from knowledge.db import Database, is_unreachable
@@ -230,9 +230,15 @@ async def readyz(request: Request) -> Response:
 
 
 def create_app(
-    settings: Settings, *, db: Database | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    clock: Clock | None = None,
+    settle_after_start: bool = False,
 ) -> Starlette:
-    """The app; pass ``db`` to share an engine and ``clock`` to control time (tests)."""
+    """The app; pass ``db`` to share an engine and ``clock`` to control time (tests).
+    ``settle_after_start``: ``heap.settle()`` once started (a server process; not a
+    test process, which starts app after app)."""
     own_db = db is None
     database = db or Database(settings.database_url)
     indexer = Indexer(
@@ -266,6 +272,8 @@ def create_app(
         database.on_commit.extend([indexer.notify, events.notify])
         if listener is not None:
             await listener.start()
+        if settle_after_start:
+            heap.settle()
         try:
             yield
         finally:

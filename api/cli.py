@@ -141,7 +141,7 @@ def serving_app() -> Starlette:
 
     settings = Settings.from_env()
     _configure_logging(settings)
-    return create_app(settings)
+    return create_app(settings, settle_after_start=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -472,7 +472,7 @@ def rss_mb() -> float:
 async def child_ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from knowledge import migrate
+    from knowledge import heap, migrate
     from knowledge.accounts.principal import SYSTEM
     from knowledge.articles.models import Article
     from knowledge.db import Database
@@ -509,6 +509,7 @@ async def child_ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     await asyncio.to_thread(index.segment_arrays.wait)
     writing_arrays = time.perf_counter() - started
+    heap.settle()  # as a server process does once started (``knownfix serve``)
     generation = (workdir / "index" / os.readlink(workdir / "index" / "current")).resolve()
     size, _ = corpus.dir_size(generation)
     arrays_size = sum(p.stat().st_size for p in generation.glob("*.postings_*.npy"))
