@@ -206,8 +206,11 @@ def respelled(index: SearchIndex, text: str) -> str:
         return _did_you_mean(index, text, distances=(1,), min_length=5) or text
 
 
-def informative_words(index: SearchIndex, text: str, keep: int = MAX_TERMS) -> str:
-    """A long plain query cut to its ``keep`` rarest words (highest IDF).
+def informative_words(
+    index: SearchIndex, text: str, keep: int = MAX_TERMS, prefer: frozenset[str] = frozenset()
+) -> str:
+    """A long plain query cut to its ``keep`` rarest words (highest IDF), those in
+    ``prefer`` (lower case) first.
 
     An OR over every word of a pasted log matches most of the index and costs time
     in proportion (DESIGN.md: 12 terms took ~290 ms on 20k documents, 6 took ~34 ms);
@@ -227,7 +230,7 @@ def informative_words(index: SearchIndex, text: str, keep: int = MAX_TERMS) -> s
                 found = memo[key] = _word_frequency(word, index.doc_frequency)
             return int(found)
 
-        return _rarest(words, keep, frequency)
+        return _rarest(words, keep, frequency, prefer)
 
 
 def _distinct(words: list[str]) -> list[str]:
@@ -246,7 +249,12 @@ def _word_frequency(word: str, doc_frequency: Callable[[str, str], int]) -> int:
     return min((c for c in counts if c), default=0)
 
 
-def _rarest(words: list[str], keep: int, frequency: Callable[[str], int]) -> str:
+def _rarest(
+    words: list[str],
+    keep: int,
+    frequency: Callable[[str], int],
+    prefer: frozenset[str] = frozenset(),
+) -> str:
     # Words no document contains cannot match: rank only the ones that can.
     frequencies = {w: frequency(w) for w in words}
     # Short numbers in pasted logs are times, pids and counters, rare in a small
@@ -254,7 +262,7 @@ def _rarest(words: list[str], keep: int, frequency: Callable[[str], int]) -> str
     useful = [
         w for w in words if 0 < frequencies[w] < 1 << 40 and not (w.isdigit() and len(w) <= 2)
     ]
-    ranked = set(sorted(useful, key=frequencies.__getitem__)[:keep])
+    ranked = set(sorted(useful, key=lambda w: (w.lower() not in prefer, frequencies[w]))[:keep])
     return " ".join(w for w in words if w in ranked)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import re
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -137,6 +138,18 @@ def query_text(title: str, description: str = "", error_text: str = "") -> str:
     )
 
 
+def telling_words(title: str, signatures_of_draft: Sequence[str]) -> frozenset[str]:
+    """The words a long text's query keeps first (lower case): the title's, and those
+    its error lines keep once normalised. A pasted log's rarest words are mostly its
+    variable parts (ids, counters, times, host names), which say nothing about the
+    fault; what the failing line says does."""
+    constant = _PLACEHOLDER.sub(" ", " ".join(signatures_of_draft))
+    return frozenset(w.lower() for w in plain_words(f"{title} {constant}"))
+
+
+_PLACEHOLDER = re.compile(r"<\w+>")
+
+
 def draft_signatures(draft: Draft) -> list[str]:
     return signatures.signatures_of([draft.title, draft.description], error_text=draft.error_text)
 
@@ -215,8 +228,11 @@ async def candidates(
     # Typos in the title cost the most: it is short, and often all there is so far.
     title = await asyncio.to_thread(search.respelled, index, draft.title)
     words = query_text(title, draft.description, draft.error_text)
+    ours = draft_signatures(draft)
     # A description can be a page of logs: keep its most informative words.
-    text = await asyncio.to_thread(search.informative_words, index, words, MAX_TERMS)
+    text = await asyncio.to_thread(
+        search.informative_words, index, words, MAX_TERMS, telling_words(title, ours)
+    )
     text = text[:MAX_QUERY_LENGTH].rsplit(" ", 1)[0] if len(text) > MAX_QUERY_LENGTH else text
     if not text.strip():
         return [], frozenset()
@@ -247,7 +263,6 @@ async def candidates(
     }
     outcomes = await history.outcomes(session=session, keys=list(targets))
     services = await _services(session, targets) if draft.service_id is not None else {}
-    ours = draft_signatures(draft)
     titles = await asyncio.to_thread(
         search.term_vectors, index, [query_text(title), *(t.title for t in targets.values())]
     )

@@ -52,6 +52,25 @@ async def test_a_long_query_keeps_its_rarest_words(db: Database, tmp_path: Path)
         await indexer.stop()
 
 
+async def test_preferred_words_are_kept_before_rarer_ones(db: Database, tmp_path: Path) -> None:
+    # A pasted log's rarest words are its ids and counters; what its error lines say
+    # is kept first, then the rarest of the rest.
+    indexer = await seeded(db, tmp_path / "index")
+    try:
+        text = f"{COMMON} zookeeper quorum"
+        prefer = frozenset({"service", "request"})
+        kept = search.informative_words(indexer.index, text, keep=3, prefer=prefer).split()
+        assert len(kept) == 3
+        assert {"service", "request"} <= set(kept)
+        assert {"zookeeper", "quorum"} & set(kept)
+        assert set(search.informative_words(indexer.index, text, keep=3).split()) >= {
+            "zookeeper",
+            "quorum",
+        }
+    finally:
+        await indexer.stop()
+
+
 async def test_a_cut_query_keeps_identifiers_as_written(db: Database, tmp_path: Path) -> None:
     # "ZookeeperQuorum" is only rare, and only splits into its words, with its capitals.
     indexer = await seeded(db, tmp_path / "index")
