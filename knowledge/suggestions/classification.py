@@ -23,7 +23,14 @@ from knowledge.incidents import service as incidents
 from knowledge.search import service as search
 from knowledge.search.documents import parse_key
 from knowledge.search.index import SearchIndex
-from knowledge.suggestions.service import MAX_TERMS, Draft, clean_draft, query_text
+from knowledge.suggestions.service import (
+    MAX_TERMS,
+    Draft,
+    clean_draft,
+    draft_signatures,
+    query_text,
+    telling_words,
+)
 
 NEIGHBOURS = 15
 ARTICLES = 5
@@ -66,7 +73,8 @@ async def suggest_classification(
     principal.require(Role.VIEWER, "Asking for a classification")
     draft = clean_draft(draft)
     words = query_text(draft.title, draft.description, draft.error_text)
-    text = await asyncio.to_thread(search.informative_words, index, words, MAX_TERMS)
+    telling = telling_words(draft.title, draft_signatures(draft))
+    text = await asyncio.to_thread(search.informative_words, index, words, MAX_TERMS, telling)
     if not text.strip():
         return Classification([], [], [], [])
     (past, kb), _ = await search.match(

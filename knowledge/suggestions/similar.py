@@ -23,7 +23,8 @@ from knowledge.pagination import check_page_size
 from knowledge.search import service as search
 from knowledge.search.documents import key_of, parse_key
 from knowledge.search.index import SearchIndex
-from knowledge.suggestions.service import MAX_TERMS, query_text
+from knowledge.suggestions import signatures
+from knowledge.suggestions.service import MAX_TERMS, query_text, telling_words
 
 # "Very similar text" for a duplicate: two reports of one outage in different words
 # share most of their rare words; unrelated reports on one service stay below 0.3.
@@ -76,7 +77,11 @@ async def similar_incidents(
     """Resolved or closed incidents most like this one, most similar first."""
     size = check_page_size(first)
     incident = await incidents.get(session=session, principal=principal, incident_id=incident_id)
-    text = await asyncio.to_thread(search.informative_words, index, _text(incident), MAX_TERMS)
+    telling = telling_words(incident.title, signatures.signatures_of(
+        [incident.title, incident.description], error_text=incident.error_text))  # fmt: skip
+    text = await asyncio.to_thread(
+        search.informative_words, index, _text(incident), MAX_TERMS, telling
+    )
     if not text.strip():
         return []
     (found,), _ = await search.match(
