@@ -172,6 +172,7 @@ class SearchIndex:
             self._ix = self._generation = self._searcher = None
             self._memo = (None, {})
             self.postings.clear()
+        self.segment_arrays.close()
 
     # --- reading ----------------------------------------------------------------------
 

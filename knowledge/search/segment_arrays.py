@@ -88,6 +88,19 @@ class SegmentArrays:
         self._waiting: list[tuple[Path, str]] = []
         self._pending: set[str] = set()  # waiting or being written
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def close(self) -> None:
+        """Stop writing (a file being written is given up) and unmap everything."""
+        with self._lock:
+            self._waiting.clear()
+            self._stop.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        with self._lock:
+            self._stop.clear()
+            self._folder, self._held = None, {}
 
     def postings(self, segment: Any, field: str, text: bytes) -> Postings | None:
         """A term's postings from the segment's files, ``None`` when they do not hold
@@ -154,8 +167,9 @@ class SegmentArrays:
             try:
                 self._write(folder, segment_id)
             except Exception:
-                logger.warning("writing the postings arrays of %s failed", segment_id,
-                               exc_info=True)  # fmt: skip
+                if folder.exists():  # not a generation a rebuild replaced meanwhile
+                    logger.warning("writing the postings arrays of %s failed", segment_id,
+                                   exc_info=True)  # fmt: skip
             with self._lock:
                 self._pending.discard(segment_id)
                 if folder == self._folder:
@@ -170,6 +184,8 @@ class SegmentArrays:
                     return  # merged away meanwhile
                 found: list[tuple[int, Postings]] = []
                 for (field, text), info in segment._terms.items():
+                    if self._stop.is_set():
+                        return
                     if field not in self.fields or info.is_inlined():
                         continue
                     if info.doc_frequency() >= self.min_frequency:

@@ -206,3 +206,19 @@ def test_unreadable_files_leave_the_postings_to_whoosh(tmp_path: Path) -> None:
             fresh.close()
     finally:
         index.close()
+
+
+def test_closing_the_index_stops_the_writing_and_unmaps_the_files(tmp_path: Path) -> None:
+    index = _index(tmp_path / "index")
+    _fill(index)
+    index.close()  # perhaps while the files are being written
+    assert index.segment_arrays._thread is None
+    assert index.segment_arrays._held == {}
+    # Reopened, the index maps what was written and writes what was not.
+    index.open()
+    try:
+        assert index.segment_arrays.wait(timeout=60)
+        assert _files(index) == ["postings_ids.npy", "postings_terms.npy", "postings_weights.npy"]
+        assert len(index.segment_arrays._held) == 1
+    finally:
+        index.close()
