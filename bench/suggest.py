@@ -8,7 +8,9 @@ way the product has it (``Database`` + ``migrate.upgrade``), bulk-inserts
 services, published articles (the synthetic corpus of ``bench/search.py``) with
 their tags and services, and resolved incidents, each with a ``resolved_by`` link
 to an article of its own product and error. It then builds the index with the
-real rebuild (``Indexer(db, SearchIndex(dir)).start()``) and times
+real rebuild (``Indexer(db, SearchIndex(dir)).start()``), waits for the postings
+arrays a server writes beside large segments and settles the heap as a server
+process does once started (``knowledge/heap.py``), and times
 ``knowledge.suggestions.service.suggest`` for short one-line alerts and for long
 pasted logs and stack traces (30-80 lines), one read session per query, the way
 ``knownfix eval`` and the API call it.
