@@ -28,6 +28,7 @@ from knowledge.suggestions.service import (
     Draft,
     clean_draft,
     draft_signatures,
+    incident_text,
     query_text,
     telling_words,
 )
@@ -90,7 +91,7 @@ async def suggest_classification(
     vectors = await asyncio.to_thread(
         search.term_vectors,
         index,
-        [words, *(query_text(i.title, i.description, i.error_text) for i in neighbours)],
+        [words, *(incident_text(i) for i in neighbours)],
     )
     weighted = [
         (incident, similarity)

@@ -24,6 +24,7 @@ from knowledge.accounts.roles import Role
 from knowledge.articles import service as articles
 from knowledge.articles.models import Article, ArticleStatus
 from knowledge.errors import ValidationError
+from knowledge.incidents.models import Incident
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.models import KnownError, KnownErrorStatus
 from knowledge.search import service as search
@@ -136,6 +137,11 @@ def query_text(title: str, description: str = "", error_text: str = "") -> str:
         w.lower() if w in OPERATORS else w
         for w in plain_words(f"{title} {description} {error_text}")
     )
+
+
+def incident_text(incident: Incident) -> str:
+    """All an incident's report says, as ``query_text`` (similarity is measured on it)."""
+    return query_text(incident.title, incident.description, incident.error_text)
 
 
 def telling_words(title: str, signatures_of_draft: Sequence[str]) -> frozenset[str]:
@@ -343,8 +349,7 @@ async def _evidence(
     past = [resolved[i] for i in incident_ids if i in resolved]
     texts = [words]
     for incident, _ in past:
-        texts += [query_text(incident.title), query_text(incident.title, incident.description,
-                                                         incident.error_text)]  # fmt: skip
+        texts += [query_text(incident.title), incident_text(incident)]
     vectors = await asyncio.to_thread(search.term_vectors, index, texts)
     evidence: dict[str, list[Evidence]] = {}
     for n, (incident, resolved_by) in enumerate(past):

@@ -24,7 +24,7 @@ from knowledge.search import service as search
 from knowledge.search.documents import key_of, parse_key
 from knowledge.search.index import SearchIndex
 from knowledge.suggestions import signatures
-from knowledge.suggestions.service import MAX_TERMS, query_text, telling_words
+from knowledge.suggestions.service import MAX_TERMS, incident_text, telling_words
 
 # "Very similar text" for a duplicate: two reports of one outage in different words
 # share most of their rare words; unrelated reports on one service stay below 0.3.
@@ -45,10 +45,6 @@ class Similar:
         if self.same_signature:
             return "same error signature"
         return f"{self.similarity:.0%} similar text"
-
-
-def _text(incident: Incident) -> str:
-    return query_text(incident.title, incident.description, incident.error_text)
 
 
 def _ranked(
@@ -80,7 +76,7 @@ async def similar_incidents(
     telling = telling_words(incident.title, signatures.signatures_of(
         [incident.title, incident.description], error_text=incident.error_text))  # fmt: skip
     text = await asyncio.to_thread(
-        search.informative_words, index, _text(incident), MAX_TERMS, telling
+        search.informative_words, index, incident_text(incident), MAX_TERMS, telling
     )
     if not text.strip():
         return []
@@ -92,7 +88,7 @@ async def similar_incidents(
     rows = await incidents.by_ids(session=session, ids=ids)
     others = [rows[i] for i in ids if i in rows]
     vectors = await asyncio.to_thread(
-        search.term_vectors, index, [_text(incident), *(_text(o) for o in others)]
+        search.term_vectors, index, [incident_text(i) for i in (incident, *others)]
     )
     return _ranked(incident, others, vectors)[:size]
 
@@ -131,7 +127,7 @@ async def possible_duplicates(
         vectors: list[dict[str, float]] = [{} for _ in range(len(others) + 1)]
     else:
         vectors = await asyncio.to_thread(
-            search.term_vectors, index, [_text(incident), *(_text(o) for o in others)]
+            search.term_vectors, index, [incident_text(i) for i in (incident, *others)]
         )
     return [
         s
