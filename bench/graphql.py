@@ -214,20 +214,30 @@ def postgres_database(admin_url: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def running(
-    command: list[str], env: dict[str, str], port: int, probe: str
+    command: list[str], env: dict[str, str], port: int, probe: str, log: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A server process, ready when ``probe`` answers; stopped with SIGTERM afterwards."""
+    """A server process, ready when ``probe`` answers; stopped with SIGTERM afterwards.
+    Its stderr goes to ``log`` when given (a pipe nobody reads fills up and stalls a
+    server that logs tracebacks under load), else to a pipe read if it fails to start."""
     import httpx
 
-    process = subprocess.Popen(  # noqa: S603 - our own commands
-        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    with log.open("wb") if log else contextlib.nullcontext() as sink:
+        process = subprocess.Popen(  # noqa: S603 - our own commands
+            command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+            stderr=sink if sink else subprocess.PIPE,
+        )  # fmt: skip
+
+    def output() -> str:
+        if log:
+            return log.read_text()[-3000:]
+        assert process.stderr is not None
+        return process.stderr.read().decode()
+
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             if process.poll() is not None:
-                assert process.stderr is not None
-                raise RuntimeError(f"{command[0]} exited:\n{process.stderr.read().decode()}")
+                raise RuntimeError(f"{command[0]} exited:\n{output()}")
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=5).status_code < 500:
                     break

@@ -48,14 +48,13 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -481,36 +480,12 @@ async def client(
 # --- setting up -------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
 def serving(
     env: dict[str, str], port: int, log: Path, workers: int = 1
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``knownfix serve``, its stderr in ``log`` (a pipe nobody reads would fill up and
-    stall the server once it logs tracebacks under load)."""
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """``knownfix serve``, its stderr in ``log``."""
     command = [gql.KNOWNFIX, "serve", "--port", str(port), "--workers", str(workers)]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(  # noqa: S603 - our own command
-            command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=sink
-        )
-    try:
-        deadline = time.monotonic() + gql.STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"knownfix serve exited:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"knownfix serve did not start in {gql.STARTUP_TIMEOUT:.0f} s")
-            time.sleep(0.2)
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return gql.running(command, env, port, "/readyz", log=log)
 
 
 def tree_cpu_seconds(pid: int) -> float:
