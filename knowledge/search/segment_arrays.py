@@ -14,9 +14,9 @@ reads the index maps the files; a term's postings are then a slice of them.
 
 Only segments of ``MIN_DOCUMENTS`` or more get files (small ones are cheap to read
 from Whoosh), written by a background thread once a searcher first sees the
-segment; one process writes them (a lock file), the others find them on their
-next searcher. The file names start with the segment's id, so Whoosh deletes
-them with the segment when a merge replaces it.
+segment; one process writes them (a lock file) while the others wait to map them.
+The file names start with the segment's id, so Whoosh deletes them with the segment
+when a merge replaces it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ logger = logging.getLogger("knownfix.search")
 
 MIN_DOCUMENTS = 20_000
 MIN_FREQUENCY = 64
+LOCK_POLL_SECONDS = 0.2
 _PARTS = ("ids", "weights", "terms")  # "terms" is written last: its presence says done
 
 Postings = tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]
@@ -176,34 +178,38 @@ class SegmentArrays:
                     self._map(folder, segment_id)
 
     def _write(self, folder: Path, segment_id: str) -> None:
-        with _exclusive(folder / f".{segment_id}.postings.lock") as mine:
-            if not mine or _path(folder, segment_id, "terms").exists():
-                return  # another process writes them, or has
-            with _segment(folder, segment_id) as segment:
-                if segment is None:
-                    return  # merged away meanwhile
-                found: list[tuple[int, Postings]] = []
-                for (field, text), info in segment._terms.items():
-                    if self._stop.is_set():
-                        return
-                    if field not in self.fields or info.is_inlined():
-                        continue
-                    if info.doc_frequency() >= self.min_frequency:
-                        found.append((info._offset, self._read(segment, field, text)))
-            found.sort(key=lambda item: item[0])
-            lengths = np.array([len(ids) for _, (ids, _) in found], dtype=np.int64)
-            starts = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-            # A last offset past every real one, so a term's end is the next start.
-            offsets = np.array([o for o, _ in found] + [np.iinfo(np.int64).max], np.int64)
-            _save(
-                _path(folder, segment_id, "ids"),
-                np.concatenate([ids for _, (ids, _) in found] or [np.zeros(0, np.int32)]),
-            )
-            _save(
-                _path(folder, segment_id, "weights"),
-                np.concatenate([w for _, (_, w) in found] or [np.zeros(0, np.float32)]),
-            )
-            _save(_path(folder, segment_id, "terms"), np.stack([offsets, starts]))  # fmt: skip
+        done = _path(folder, segment_id, "terms")
+        lock = folder / f".{segment_id}.postings.lock"
+        with _exclusive(lock, lambda: self._stop.is_set() or done.exists()) as mine:
+            if mine and not done.exists():  # not closing, nor written by another process
+                self._write_files(folder, segment_id)
+
+    def _write_files(self, folder: Path, segment_id: str) -> None:
+        with _segment(folder, segment_id) as segment:
+            if segment is None:
+                return  # merged away meanwhile
+            found: list[tuple[int, Postings]] = []
+            for (field, text), info in segment._terms.items():
+                if self._stop.is_set():
+                    return
+                if field not in self.fields or info.is_inlined():
+                    continue
+                if info.doc_frequency() >= self.min_frequency:
+                    found.append((info._offset, self._read(segment, field, text)))
+        found.sort(key=lambda item: item[0])
+        lengths = np.array([len(ids) for _, (ids, _) in found], dtype=np.int64)
+        starts = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        # A last offset past every real one, so a term's end is the next start.
+        offsets = np.array([o for o, _ in found] + [np.iinfo(np.int64).max], np.int64)
+        _save(
+            _path(folder, segment_id, "ids"),
+            np.concatenate([ids for _, (ids, _) in found] or [np.zeros(0, np.int32)]),
+        )
+        _save(
+            _path(folder, segment_id, "weights"),
+            np.concatenate([w for _, (_, w) in found] or [np.zeros(0, np.float32)]),
+        )
+        _save(_path(folder, segment_id, "terms"), np.stack([offsets, starts]))
 
 
 def _save(path: Path, values: npt.NDArray[Any]) -> None:
@@ -215,20 +221,28 @@ def _save(path: Path, values: npt.NDArray[Any]) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[bool]:
-    """Whether this process may write; the lock file goes when it is done (a process
-    that opened it meanwhile then writes the same files again, which is harmless)."""
-    with path.open("a") as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+def _exclusive(path: Path, give_up: Callable[[], bool]) -> Iterator[bool]:
+    """The lock on ``path``, waited for until ``give_up()`` (then ``False``): while
+    another process writes a segment's files, this one waits to map them. The lock
+    file goes once the files are written; a process still waiting on it then finds
+    them there."""
+    while True:
+        with path.open("a") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+            else:
+                try:
+                    yield True
+                finally:
+                    path.unlink(missing_ok=True)
+                    fcntl.flock(file, fcntl.LOCK_UN)
+                return
+        if give_up():
             yield False
             return
-        try:
-            yield True
-        finally:
-            path.unlink(missing_ok=True)
-            fcntl.flock(file, fcntl.LOCK_UN)
+        time.sleep(LOCK_POLL_SECONDS)
 
 
 @contextlib.contextmanager
