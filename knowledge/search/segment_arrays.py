@@ -37,7 +37,7 @@ from whoosh.reading import TermNotFound
 
 logger = logging.getLogger("knownfix.search")
 
-MIN_DOCUMENTS = 20_000
+MIN_DOCUMENTS = 5_000
 MIN_FREQUENCY = 64
 LOCK_POLL_SECONDS = 0.2
 _PARTS = ("ids", "weights", "terms")  # "terms" is written last: its presence says done
