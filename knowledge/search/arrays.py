@@ -13,9 +13,9 @@ The scores are Whoosh's own, to the last bit: the same statistics (IDF and
 average field length of the whole index, the byte-rounded field length of each
 document) in the same formula, summed in the same order as Whoosh's term-at-a-time
 union (tests compare the two). What the cache holds is what is on disk, or computed
-from it for one average field length (part of its key), so it never needs
-invalidating: a new segment has a new id, a write that changes an average makes new
-keys, a deleted document is left out by the caller's allowed set
+from it for one average field length (kept with it, and computed again when a write
+changes that average), so it never needs invalidating: a new segment has a new id,
+a deleted document is left out by the caller's allowed set
 (``Searcher.docs_for_query`` skips deletions).
 """
 
@@ -52,6 +52,7 @@ _EMPTY_WEIGHTS: Weights = np.zeros(0, dtype=np.float32)
 
 
 Source = Callable[[Any, str, bytes], "tuple[Ids, Weights] | None"]
+Key = tuple[object, ...]  # (segment id, what, ...)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,7 +65,8 @@ class Term:
 class PostingsCache:
     """Postings and field lengths per segment, least recently used dropped first
     once the arrays exceed ``max_bytes``; and document frequencies per segment,
-    bounded in number (``MAX_SEGMENTS`` of ``MAX_FREQUENCIES``)."""
+    bounded in number (``MAX_SEGMENTS`` of ``MAX_FREQUENCIES``). What was read from
+    segments a merge or rebuild removed goes when the index says so (``keep``)."""
 
     def __init__(self, max_bytes: int, source: Source | None = None) -> None:
         self.max_bytes = max_bytes
@@ -72,9 +74,10 @@ class PostingsCache:
         # Postings that ``source`` holds elsewhere (mapped files: ``segment_arrays``)
         # are kept as views, costing only their bookkeeping.
         self._source = source
-        self._entries: collections.OrderedDict[tuple[object, ...], tuple[tuple[Any, ...], int]] = (
+        self._entries: collections.OrderedDict[Key, tuple[tuple[Any, ...], int]] = (
             collections.OrderedDict()
         )
+        self._by_segment: dict[str, set[Key]] = {}
         # Document frequencies per segment term: they survive a new searcher, which
         # comes with every write, where a searcher's own would be asked again.
         self._frequencies: collections.OrderedDict[str, dict[tuple[str, str], int]] = (
@@ -85,10 +88,22 @@ class PostingsCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._by_segment.clear()
             self._frequencies.clear()
             self.size = 0
 
-    def _get(self, key: tuple[object, ...]) -> tuple[Any, ...] | None:
+    def keep(self, segment_ids: set[str]) -> None:
+        """Forget every segment but these (the index's live ones): a merged-away
+        segment's entries would only wait for eviction, and a mapped view keeps its
+        deleted file on disk."""
+        with self._lock:
+            for gone in set(self._by_segment) - segment_ids:
+                for key in self._by_segment.pop(gone):
+                    self.size -= self._entries.pop(key)[1]
+            for gone in set(self._frequencies) - segment_ids:
+                del self._frequencies[gone]
+
+    def _get(self, key: Key) -> tuple[Any, ...] | None:
         with self._lock:
             found = self._entries.get(key)
             if found is None:
@@ -96,20 +111,23 @@ class PostingsCache:
             self._entries.move_to_end(key)
             return found[0]
 
-    def _put(
-        self, key: tuple[object, ...], value: tuple[Any, ...], cost: int | None = None
-    ) -> None:
+    def _put(self, key: Key, value: tuple[Any, ...], cost: int | None = None) -> None:
+        """Keep ``value`` (in place of what ``key`` held)."""
         cost = _cost(value) if cost is None else cost
-        if cost > self.max_bytes:
-            return  # bigger than the whole cache: read again next time
         with self._lock:
-            if key in self._entries:
-                return
+            self._drop(key)
+            if cost > self.max_bytes:
+                return  # bigger than the whole cache: read again next time
             self._entries[key] = (value, cost)
+            self._by_segment.setdefault(str(key[0]), set()).add(key)
             self.size += cost
             while self.size > self.max_bytes:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self.size -= dropped
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: Key) -> None:
+        if (found := self._entries.pop(key, None)) is not None:
+            self.size -= found[1]
+            self._by_segment[str(key[0])].discard(key)
 
     def postings(self, segment: Any, field: str, text: bytes) -> tuple[Ids, Weights]:
         """Local document numbers and weights of a term in one segment."""
@@ -128,14 +146,17 @@ class PostingsCache:
     ) -> tuple[Ids, Floats]:
         """A term's postings in one segment with BM25's term-frequency part of each
         (all of the formula but the IDF): kept for the field's average length, which
-        only a write changes, so a read-mostly index computes it once a term."""
+        only a write changes, so a read-mostly index computes it once a term (and a
+        write's new average replaces it)."""
         ids, weights = self.postings(segment, field, text)
-        key = (segment.segment().segment_id(), "normalised", field, text, k1, b, average)
-        if (found := self._get(key)) is None:
+        key = (segment.segment().segment_id(), "normalised", field, text)
+        found = self._get(key)
+        if found is None or found[1] != (k1, b, average):
             tf = weights.astype(np.float64)  # Whoosh computes in doubles
             lengths = self.lengths(segment, field)[ids]
             # Whoosh's bm25(), operation for operation, without the IDF factor.
-            found = ((tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * lengths / average)),)
+            found = ((tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * lengths / average)),
+                     (k1, b, average))  # fmt: skip
             self._put(key, found)
         return ids, found[0]
 
@@ -164,7 +185,7 @@ class PostingsCache:
 def _cost(value: tuple[Any, ...]) -> int:
     """An entry's bytes, with its bookkeeping: an empty entry (a term a segment lacks)
     still takes room, so that it is dropped in turn too."""
-    return ENTRY_OVERHEAD + sum(int(a.nbytes) for a in value)
+    return ENTRY_OVERHEAD + sum(int(a.nbytes) for a in value if isinstance(a, np.ndarray))
 
 
 def read_postings(segment: Any, field: str, text: bytes) -> tuple[Ids, Weights]:

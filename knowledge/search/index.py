@@ -139,7 +139,7 @@ class SearchIndex:
         with self._read_lock:
             old = self._searcher
             self._ix, self._generation, self._searcher = ix, name, searcher
-            self.segment_arrays.follow(self.root / name, searcher)
+            self._follow(searcher)
         if old is not None:
             old.close()
 
@@ -240,8 +240,14 @@ class SearchIndex:
         if not self._searcher.up_to_date():
             old, self._searcher = self._searcher, self._ix.searcher()
             old.close()
-            assert self._generation is not None
-            self.segment_arrays.follow(self.root / self._generation, self._searcher)
+            self._follow(self._searcher)
+
+    def _follow(self, searcher: Searcher) -> None:
+        """A new searcher: let go of segments it no longer has, map or write the
+        postings arrays of its large ones."""
+        live = {s.segment().segment_id() for s, _ in searcher.reader().leaf_readers()}
+        self.postings.keep(live)
+        self.segment_arrays.follow(self.root / str(self._generation), searcher)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:

@@ -40,7 +40,6 @@ logger = logging.getLogger("knownfix.search")
 MIN_DOCUMENTS = 5_000
 MIN_FREQUENCY = 64
 LOCK_POLL_SECONDS = 0.2
-_PARTS = ("ids", "weights", "terms")  # "terms" is written last: its presence says done
 
 Postings = tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]
 Reader = Callable[[Any, str, bytes], Postings]
@@ -51,14 +50,18 @@ def _path(folder: Path, segment_id: str, part: str) -> Path:
 
 
 class Held:
-    """One segment's files, mapped."""
+    """One segment's files, mapped ("terms" is written last: its presence says done)."""
 
     def __init__(self, folder: Path, segment_id: str) -> None:
         terms = np.load(_path(folder, segment_id, "terms"))
-        self.offsets: npt.NDArray[np.int64] = terms[0]  # sorted: each term's postings offset
-        self.starts: npt.NDArray[np.int64] = terms[1]  # one more: the end of the last
         self.ids = np.load(_path(folder, segment_id, "ids"), mmap_mode="r")
         self.weights = np.load(_path(folder, segment_id, "weights"), mmap_mode="r")
+        if terms.ndim != 2 or len(terms) != 2 or not terms.shape[1]:
+            raise ValueError(f"terms of shape {terms.shape}")
+        if not len(self.ids) == len(self.weights) == terms[1][-1]:
+            raise ValueError("postings and terms of different lengths")
+        self.offsets: npt.NDArray[np.int64] = terms[0]  # sorted: each term's postings offset
+        self.starts: npt.NDArray[np.int64] = terms[1]  # one more: the end of the last
 
     def postings(self, offset: int) -> Postings | None:
         n = int(np.searchsorted(self.offsets, offset))
@@ -83,14 +86,18 @@ class SegmentArrays:
         self.min_documents = min_documents
         self.min_frequency = min_frequency
         self._read = read
-        self._folder: Path | None = None
-        self._held: dict[str, Held] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._waiting: list[tuple[Path, str]] = []
-        self._pending: set[str] = set()  # waiting or being written
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._folder: Path | None = None
+        self._live: set[str] = set()  # the large segments of the last searcher
+        self._held: dict[str, Held] = {}
+        self._waiting: list[str] = []  # segments of ``_folder`` to write
+        self._pending: set[str] = set()  # waiting or being written
 
     def close(self) -> None:
         """Stop writing (a file being written is given up) and unmap everything."""
@@ -102,7 +109,7 @@ class SegmentArrays:
             thread.join()
         with self._lock:
             self._stop.clear()
-            self._folder, self._held = None, {}
+            self._reset()
 
     def postings(self, segment: Any, field: str, text: bytes) -> Postings | None:
         """A term's postings from the segment's files, ``None`` when they do not hold
@@ -122,26 +129,25 @@ class SegmentArrays:
         """A new searcher over ``folder``: map the files its large segments have, and
         have the missing ones written in the background."""
         with self._lock:
-            if folder != self._folder:
-                self._folder, self._held = folder, {}
-            live = set()
-            for segment, _ in searcher.reader().leaf_readers():
-                if segment.doc_count_all() < self.min_documents:
-                    continue
-                segment_id = segment.segment().segment_id()
-                live.add(segment_id)
-                if segment_id in self._held or segment_id in self._pending:
-                    continue
+            if folder != self._folder:  # a rebuild: what was asked for the old one goes
+                self._reset()
+                self._folder = folder
+            self._live = {
+                segment.segment().segment_id()
+                for segment, _ in searcher.reader().leaf_readers()
+                if segment.doc_count_all() >= self.min_documents
+            }
+            for gone in set(self._held) - self._live:
+                del self._held[gone]
+            for segment_id in sorted(self._live - set(self._held) - self._pending):
                 if not self._map(folder, segment_id):
                     self._pending.add(segment_id)
-                    self._waiting.append((folder, segment_id))
-                    if self._thread is None:
-                        self._thread = threading.Thread(
-                            target=self._work, name="segment-arrays", daemon=True
-                        )
-                        self._thread.start()
-            for gone in set(self._held) - live:
-                del self._held[gone]
+                    self._waiting.append(segment_id)
+            if self._waiting and self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name="segment-arrays", daemon=True
+                )
+                self._thread.start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Until the files asked for so far are written (for tests and benchmarks)."""
@@ -149,39 +155,43 @@ class SegmentArrays:
             return self._idle.wait_for(lambda: self._thread is None, timeout)
 
     def _map(self, folder: Path, segment_id: str) -> bool:
+        """Map a segment's files if they are there and whole (call with the lock)."""
         if not _path(folder, segment_id, "terms").exists():
             return False
         try:
             self._held[segment_id] = Held(folder, segment_id)
-        except (OSError, ValueError):
+        except Exception:  # cut short, emptied by a crash, another format: Whoosh's then
             logger.warning("the postings arrays of %s are unreadable", segment_id, exc_info=True)
             return False
         return True
 
+    def _abandoned(self, folder: Path) -> bool:
+        return self._stop.is_set() or folder != self._folder
+
     def _work(self) -> None:
         while True:
             with self._lock:
-                if not self._waiting:
+                if not self._waiting or self._folder is None:
                     self._thread = None
                     self._idle.notify_all()
                     return
-                folder, segment_id = self._waiting.pop(0)
+                folder, segment_id = self._folder, self._waiting.pop(0)
             try:
                 self._write(folder, segment_id)
             except Exception:
-                if folder.exists():  # not a generation a rebuild replaced meanwhile
+                if not self._abandoned(folder):
                     logger.warning("writing the postings arrays of %s failed", segment_id,
                                    exc_info=True)  # fmt: skip
             with self._lock:
                 self._pending.discard(segment_id)
-                if folder == self._folder:
+                if folder == self._folder and segment_id in self._live:
                     self._map(folder, segment_id)
 
     def _write(self, folder: Path, segment_id: str) -> None:
         done = _path(folder, segment_id, "terms")
         lock = folder / f".{segment_id}.postings.lock"
-        with _exclusive(lock, lambda: self._stop.is_set() or done.exists()) as mine:
-            if mine and not done.exists():  # not closing, nor written by another process
+        with _exclusive(lock, lambda: self._abandoned(folder) or done.exists()) as mine:
+            if mine and not done.exists():  # not given up, nor written by another process
                 self._write_files(folder, segment_id)
 
     def _write_files(self, folder: Path, segment_id: str) -> None:
@@ -190,7 +200,7 @@ class SegmentArrays:
                 return  # merged away meanwhile
             found: list[tuple[int, Postings]] = []
             for (field, text), info in segment._terms.items():
-                if self._stop.is_set():
+                if self._abandoned(folder):
                     return
                 if field not in self.fields or info.is_inlined():
                     continue
@@ -213,10 +223,13 @@ class SegmentArrays:
 
 
 def _save(path: Path, values: npt.NDArray[Any]) -> None:
-    """Written under a name Whoosh does not clean (a leading dot), then renamed."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    """Written in full under a name Whoosh does not clean (a leading dot), then
+    renamed: a crash leaves no file that looks whole and is not."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     with temporary.open("wb") as file:
         np.save(file, values)
+        file.flush()
+        os.fsync(file.fileno())
     os.replace(temporary, path)
 
 
@@ -224,8 +237,8 @@ def _save(path: Path, values: npt.NDArray[Any]) -> None:
 def _exclusive(path: Path, give_up: Callable[[], bool]) -> Iterator[bool]:
     """The lock on ``path``, waited for until ``give_up()`` (then ``False``): while
     another process writes a segment's files, this one waits to map them. The lock
-    file goes once the files are written; a process still waiting on it then finds
-    them there."""
+    file goes once its holder is done; a lock taken on a file already gone does not
+    count (its holder may have given up without writing), so at most one writes."""
     while True:
         with path.open("a") as file:
             try:
@@ -233,16 +246,24 @@ def _exclusive(path: Path, give_up: Callable[[], bool]) -> Iterator[bool]:
             except BlockingIOError:
                 pass
             else:
-                try:
-                    yield True
-                finally:
-                    path.unlink(missing_ok=True)
-                    fcntl.flock(file, fcntl.LOCK_UN)
-                return
+                if _same_file(file.fileno(), path):
+                    try:
+                        yield True
+                    finally:
+                        path.unlink(missing_ok=True)
+                        fcntl.flock(file, fcntl.LOCK_UN)
+                    return
         if give_up():
             yield False
             return
         time.sleep(LOCK_POLL_SECONDS)
+
+
+def _same_file(descriptor: int, path: Path) -> bool:
+    try:
+        return os.fstat(descriptor).st_ino == path.stat().st_ino
+    except FileNotFoundError:
+        return False
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 from whoosh import query as q
 
 from knowledge.search import arrays
@@ -169,18 +170,25 @@ def test_a_process_another_writes_them_for_waits_and_maps_them(tmp_path: Path) -
         index.close()
 
 
-def test_unreadable_files_leave_the_postings_to_whoosh(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", [b"", b"not an array"], ids=["emptied", "garbled"])
+def test_unreadable_files_leave_the_postings_to_whoosh(tmp_path: Path, damage: bytes) -> None:
+    # A crash can leave a file empty: the index still opens as it is (no rebuild),
+    # and searches read Whoosh's postings.
     index = _index(tmp_path / "index")
     try:
         _fill(index)
         assert index.segment_arrays.wait(timeout=60)
-        folder = index.root / str(index._generation)
+        generation = index._generation
+        folder = index.root / str(generation)
         for path in folder.glob("*.postings_terms.npy"):
-            path.write_bytes(b"not an array")
+            path.write_bytes(damage)
         fresh = SearchIndex(index.root)
         fresh.segment_arrays.min_documents = LARGE
-        fresh.open()
+        assert fresh.open()
+        assert fresh.open_existing()
         try:
+            assert fresh._generation == generation
+            assert fresh.segment_arrays.wait(timeout=60), "the writer goes on"
             with fresh.reading():
                 searcher = fresh.searcher()
                 large = next(
@@ -204,14 +212,51 @@ def test_unreadable_files_leave_the_postings_to_whoosh(tmp_path: Path) -> None:
 def test_closing_the_index_stops_the_writing_and_unmaps_the_files(tmp_path: Path) -> None:
     index = _index(tmp_path / "index")
     _fill(index)
-    index.close()  # perhaps while the files are being written
+    rng = random.Random(4)  # noqa: S311 (test text, not security)
+    index.apply([document(n, rng) for n in range(600, 600 + LARGE)], [], seq=3)
+    with index.reading():
+        large = {
+            s.segment().segment_id()
+            for s, _ in index.searcher().reader().leaf_readers()
+            if s.doc_count_all() >= LARGE
+        }
+    index.close()  # perhaps while the files are being written, others still waiting
     assert index.segment_arrays._thread is None
     assert index.segment_arrays._held == {}
     # Reopened, the index maps what was written and writes what was not.
     index.open()
     try:
         assert index.segment_arrays.wait(timeout=60)
-        assert _files(index) == ["postings_ids.npy", "postings_terms.npy", "postings_weights.npy"]
-        assert len(index.segment_arrays._held) == 1
+        assert set(index.segment_arrays._held) == large
+    finally:
+        index.close()
+
+
+def test_the_cache_lets_go_of_segments_a_merge_removed(tmp_path: Path) -> None:
+    # Mapped views keep their files open: once a merge deletes a segment, nothing of
+    # it may stay in the cache, or its deleted files would stay on disk.
+    index = _index(tmp_path / "index")
+    try:
+        _fill(index)
+        assert index.segment_arrays.wait(timeout=60)
+        parsed, _ = parse(index.schema, TEXTS[0])
+        assert isinstance(parsed, q.Or)
+
+        def score() -> set[str]:
+            with index.reading():
+                searcher = index.searcher()
+                arrays.scores(searcher, index.postings, _terms(parsed), index.doc_frequency)
+                return {s.segment().segment_id() for s, _ in searcher.reader().leaf_readers()}
+
+        before = score()
+        assert set(index.postings._by_segment) == before
+        index._ix.writer().commit(optimize=True)
+        after = score()
+        assert set(index.postings._by_segment) == after
+        assert set(index.postings._frequencies) <= after
+        maps = Path("/proc/self/maps").read_text()
+        assert not [
+            line for line in maps.splitlines() if ".postings_" in line and "(deleted)" in line
+        ]
     finally:
         index.close()
