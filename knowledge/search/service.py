@@ -355,7 +355,6 @@ class _Analysed:
 
     terms: tuple[str, ...]  # stop words too: Whoosh's highlighter marks them as well
     spans: tuple[tuple[int, int], ...]
-    vocabulary: frozenset[str]  # the indexed terms (no stop words)
 
 
 def _analysed(text: str) -> _Analysed:
@@ -367,13 +366,11 @@ def _analysed(text: str) -> _Analysed:
 
 
 def _analyse(text: str) -> _Analysed:
-    terms, spans, indexed = [], [], set()
-    for term, start, end, stopped in analysis.spans(text):
+    terms, spans = [], []
+    for term, start, end, _ in analysis.spans(text):
         terms.append(term)
         spans.append((start, end))
-        if not stopped:
-            indexed.add(term)
-    return _Analysed(tuple(terms), tuple(spans), frozenset(indexed))
+    return _Analysed(tuple(terms), tuple(spans))
 
 
 _kept_analysis = functools.lru_cache(maxsize=256)(_analyse)
@@ -394,9 +391,9 @@ def _matched(document: Document, terms: frozenset[str]) -> dict[str, set[str]]:
 
 
 def _vocabulary(text: str) -> set[str]:
-    """The indexed terms of a text (``_analyse(text).vocabulary``) from its distinct
-    words' kept terms: the analysis goes word by word, and a body has far fewer
-    distinct words than tokens. Most fields of a suggestion shown match no term, and
+    """The indexed terms of a text (stop words left out) from its distinct words'
+    kept terms: the analysis goes word by word, and a body has far fewer distinct
+    words than tokens. Most fields of a suggestion shown match no term, and
     analysing them in full was a tenth of its time."""
     found: set[str] = set()
     for word in {m.group(0) for m in default_pattern.finditer(text)}:
