@@ -160,8 +160,11 @@ class SegmentArrays:
             return False
         try:
             self._held[segment_id] = Held(folder, segment_id)
-        except Exception:  # cut short, emptied by a crash, another format: Whoosh's then
-            logger.warning("the postings arrays of %s are unreadable", segment_id, exc_info=True)
+        except Exception:  # emptied by a crash, cut short, another format: written again
+            logger.warning("the postings arrays of %s are unreadable; writing them again",
+                           segment_id, exc_info=True)  # fmt: skip
+            for part in ("terms", "ids", "weights"):  # "terms" first: it says they are whole
+                _path(folder, segment_id, part).unlink(missing_ok=True)
             return False
         return True
 
