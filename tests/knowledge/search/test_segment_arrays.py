@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,18 @@ def _fill(index: SearchIndex, seed: int = 3) -> None:
     index.apply([document(n, rng) for n in range(300, 320)], ["article:3", "incident:5"], seq=2)
 
 
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[SearchIndex]:
+    """A large segment with its files written, a small one, and deletions."""
+    index = _index(tmp_path / "index")
+    try:
+        _fill(index)
+        assert index.segment_arrays.wait(timeout=60)
+        yield index
+    finally:
+        index.close()
+
+
 def _files(index: SearchIndex) -> list[str]:
     folder = index.root / str(index._generation)
     return sorted(p.name.split(".", 1)[1] for p in folder.glob("*.postings_*.npy"))
@@ -57,74 +70,56 @@ def _held_terms(segment: object, arrays_of: SegmentArrays) -> list[tuple[str, by
 
 
 def test_the_files_hold_every_frequent_terms_postings_as_whoosh_reads_them(
-    tmp_path: Path,
+    index: SearchIndex,
 ) -> None:
-    index = _index(tmp_path / "index")
-    try:
-        _fill(index)
-        assert index.segment_arrays.wait(timeout=60)
-        assert _files(index) == ["postings_ids.npy", "postings_terms.npy", "postings_weights.npy"]
-        with index.reading():
-            leaves = [s for s, _ in index.searcher().reader().leaf_readers()]
-            large = [s for s in leaves if s.doc_count_all() >= LARGE]
-            assert len(large) == 1
-            assert len(leaves) > 1
-            terms = _held_terms(large[0], index.segment_arrays)
-            assert len(terms) > 50
-            for field, text in terms:
-                mapped = index.segment_arrays.postings(large[0], field, text)
-                assert mapped is not None, (field, text)
-                whoosh = arrays.read_postings(large[0], field, text)
-                assert np.array_equal(mapped[0], whoosh[0]), (field, text)
-                assert np.array_equal(mapped[1], whoosh[1]), (field, text)
-                # The scorer's cache hands out the mapped slices, not a copy of its own.
-                assert isinstance(index.postings.postings(large[0], field, text)[0], np.memmap)
-            # Not held: a rare term (read from Whoosh); one the segment lacks has none.
-            assert index.segment_arrays.postings(large[0], "title", b"quasar") is None
-            assert len(arrays.read_postings(large[0], "title", b"quasar")[0]) == RARE
-            ids, _ = index.segment_arrays.postings(large[0], "body", b"nowhere")  # type: ignore[misc]
-            assert len(ids) == 0
-    finally:
-        index.close()
+    assert _files(index) == ["postings_ids.npy", "postings_terms.npy", "postings_weights.npy"]
+    with index.reading():
+        leaves = [s for s, _ in index.searcher().reader().leaf_readers()]
+        large = [s for s in leaves if s.doc_count_all() >= LARGE]
+        assert len(large) == 1
+        assert len(leaves) > 1
+        terms = _held_terms(large[0], index.segment_arrays)
+        assert len(terms) > 50
+        for field, text in terms:
+            mapped = index.segment_arrays.postings(large[0], field, text)
+            assert mapped is not None, (field, text)
+            whoosh = arrays.read_postings(large[0], field, text)
+            assert np.array_equal(mapped[0], whoosh[0]), (field, text)
+            assert np.array_equal(mapped[1], whoosh[1]), (field, text)
+            # The scorer's cache hands out the mapped slices, not a copy of its own.
+            assert isinstance(index.postings.postings(large[0], field, text)[0], np.memmap)
+        # Not held: a rare term (read from Whoosh); one the segment lacks has none.
+        assert index.segment_arrays.postings(large[0], "title", b"quasar") is None
+        assert len(arrays.read_postings(large[0], "title", b"quasar")[0]) == RARE
+        ids, _ = index.segment_arrays.postings(large[0], "body", b"nowhere")  # type: ignore[misc]
+        assert len(ids) == 0
 
 
-def test_scores_from_the_files_are_whooshs_bit_for_bit(tmp_path: Path) -> None:
-    index = _index(tmp_path / "index")
-    try:
-        _fill(index)
-        assert index.segment_arrays.wait(timeout=60)
-        with index.reading():
-            searcher = index.searcher()
-            live = set(searcher.reader().all_doc_ids())
-            for text in TEXTS:
-                parsed, _ = parse(index.schema, text)
-                assert isinstance(parsed, q.Or)
-                total = arrays.scores(searcher, index.postings, _terms(parsed), index.doc_frequency)
-                ours = {d: float(total[d]) for d in live if total[d] > 0}
-                assert ours
-                assert ours == _whoosh_scores(index, parsed)
-    finally:
-        index.close()
+def test_scores_from_the_files_are_whooshs_bit_for_bit(index: SearchIndex) -> None:
+    with index.reading():
+        searcher = index.searcher()
+        live = set(searcher.reader().all_doc_ids())
+        for text in TEXTS:
+            parsed, _ = parse(index.schema, text)
+            assert isinstance(parsed, q.Or)
+            total = arrays.scores(searcher, index.postings, _terms(parsed), index.doc_frequency)
+            ours = {d: float(total[d]) for d in live if total[d] > 0}
+            assert ours
+            assert ours == _whoosh_scores(index, parsed)
 
 
-def test_the_files_go_with_their_segment_when_whoosh_merges_it(tmp_path: Path) -> None:
-    index = _index(tmp_path / "index")
-    try:
-        _fill(index)
-        assert index.segment_arrays.wait(timeout=60)
-        with index.reading():
-            before = {s.segment().segment_id() for s, _ in index.searcher().reader().leaf_readers()}
-        writer = index._ix.writer()
-        writer.commit(optimize=True)  # one new segment: Whoosh deletes the old ones' files
-        with index.reading():
-            after = {s.segment().segment_id() for s, _ in index.searcher().reader().leaf_readers()}
-        assert after.isdisjoint(before)
-        assert index.segment_arrays.wait(timeout=60)
-        folder = index.root / str(index._generation)
-        owners = {p.name.split(".", 1)[0] for p in folder.glob("*.postings_*.npy")}
-        assert owners == after
-    finally:
-        index.close()
+def test_the_files_go_with_their_segment_when_whoosh_merges_it(index: SearchIndex) -> None:
+    with index.reading():
+        before = {s.segment().segment_id() for s, _ in index.searcher().reader().leaf_readers()}
+    writer = index._ix.writer()
+    writer.commit(optimize=True)  # one new segment: Whoosh deletes the old ones' files
+    with index.reading():
+        after = {s.segment().segment_id() for s, _ in index.searcher().reader().leaf_readers()}
+    assert after.isdisjoint(before)
+    assert index.segment_arrays.wait(timeout=60)
+    folder = index.root / str(index._generation)
+    owners = {p.name.split(".", 1)[0] for p in folder.glob("*.postings_*.npy")}
+    assert owners == after
 
 
 def test_a_process_another_writes_them_for_waits_and_maps_them(tmp_path: Path) -> None:
@@ -235,31 +230,23 @@ def test_closing_the_index_stops_the_writing_and_unmaps_the_files(tmp_path: Path
         index.close()
 
 
-def test_the_cache_lets_go_of_segments_a_merge_removed(tmp_path: Path) -> None:
+def test_the_cache_lets_go_of_segments_a_merge_removed(index: SearchIndex) -> None:
     # Mapped views keep their files open: once a merge deletes a segment, nothing of
     # it may stay in the cache, or its deleted files would stay on disk.
-    index = _index(tmp_path / "index")
-    try:
-        _fill(index)
-        assert index.segment_arrays.wait(timeout=60)
-        parsed, _ = parse(index.schema, TEXTS[0])
-        assert isinstance(parsed, q.Or)
+    parsed, _ = parse(index.schema, TEXTS[0])
+    assert isinstance(parsed, q.Or)
 
-        def score() -> set[str]:
-            with index.reading():
-                searcher = index.searcher()
-                arrays.scores(searcher, index.postings, _terms(parsed), index.doc_frequency)
-                return {s.segment().segment_id() for s, _ in searcher.reader().leaf_readers()}
+    def score() -> set[str]:
+        with index.reading():
+            searcher = index.searcher()
+            arrays.scores(searcher, index.postings, _terms(parsed), index.doc_frequency)
+            return {s.segment().segment_id() for s, _ in searcher.reader().leaf_readers()}
 
-        before = score()
-        assert set(index.postings._by_segment) == before
-        index._ix.writer().commit(optimize=True)
-        after = score()
-        assert set(index.postings._by_segment) == after
-        assert set(index.postings._frequencies) <= after
-        maps = Path("/proc/self/maps").read_text()
-        assert not [
-            line for line in maps.splitlines() if ".postings_" in line and "(deleted)" in line
-        ]
-    finally:
-        index.close()
+    before = score()
+    assert set(index.postings._by_segment) == before
+    index._ix.writer().commit(optimize=True)
+    after = score()
+    assert set(index.postings._by_segment) == after
+    assert set(index.postings._frequencies) <= after
+    maps = Path("/proc/self/maps").read_text()
+    assert not [line for line in maps.splitlines() if ".postings_" in line and "(deleted)" in line]
