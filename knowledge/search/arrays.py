@@ -41,6 +41,7 @@ from whoosh.util.numeric import byte_to_length
 Ids = npt.NDArray[np.int32]
 Weights = npt.NDArray[np.float32]
 Floats = npt.NDArray[np.float64]
+Documents = npt.NDArray[np.int64]  # document numbers of the whole index (all segments)
 
 # A length byte to the length Whoosh scores with (lengths are kept rounded to a byte).
 _LENGTHS = np.array([byte_to_length(b) for b in range(256)], dtype=np.float64)
@@ -53,6 +54,13 @@ _EMPTY_WEIGHTS: Weights = np.zeros(0, dtype=np.float32)
 
 Source = Callable[[Any, str, bytes], "tuple[Ids, Weights] | None"]
 Key = tuple[object, ...]  # (segment id, what, ...)
+
+
+class Frequencies(dict[tuple[str, str], int]):
+    """A segment's document frequencies by (field, text), filled in as asked for;
+    ``complete``: the fields whose terms are all there (a term missing has none)."""
+
+    complete: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,9 +88,7 @@ class PostingsCache:
         self._by_segment: dict[str, set[Key]] = {}
         # Document frequencies per segment term: they survive a new searcher, which
         # comes with every write, where a searcher's own would be asked again.
-        self._frequencies: collections.OrderedDict[str, dict[tuple[str, str], int]] = (
-            collections.OrderedDict()
-        )
+        self._frequencies: collections.OrderedDict[str, Frequencies] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def clear(self) -> None:
@@ -160,14 +166,14 @@ class PostingsCache:
             self._put(key, found)
         return ids, found[0]
 
-    def frequencies(self, segment: Any) -> dict[tuple[str, str], int]:
+    def frequencies(self, segment: Any) -> Frequencies:
         """Kept document frequencies of one segment's terms, to fill in (deleted
         documents count, as Whoosh counts them)."""
         key = segment.segment().segment_id()
         with self._lock:
             found = self._frequencies.get(key)
             if found is None or len(found) > MAX_FREQUENCIES:
-                found = self._frequencies[key] = {}
+                found = self._frequencies[key] = Frequencies()
             self._frequencies.move_to_end(key)
             while len(self._frequencies) > MAX_SEGMENTS:
                 self._frequencies.popitem(last=False)
@@ -265,27 +271,36 @@ def scores(
     return total
 
 
-def documents(searcher: Any, cache: PostingsCache, query: q.Query) -> Ids:
+def documents(searcher: Any, cache: PostingsCache, query: q.Query) -> Documents:
     """The live documents a query of terms, ``And`` and ``Or`` matches, sorted (the
-    visibility filters: kind, status, category, service and tag terms)."""
+    visibility filters: kind, status, category, service and tag terms). Combined as
+    one flag per document of the index, not as sorted sets: every new searcher (every
+    write) asks again, and set operations on 200,000 ids took tens of milliseconds."""
+    found = _flags(searcher, cache, query)
+    for segment, offset in searcher.reader().leaf_readers():
+        if deleted := segment.deleted_docs_set:
+            found[np.fromiter(deleted, dtype=np.int64) + offset] = False
+    return np.flatnonzero(found)
+
+
+def _flags(searcher: Any, cache: PostingsCache, query: q.Query) -> npt.NDArray[np.bool_]:
     if isinstance(query, q.Term):
-        field = searcher.schema[query.fieldname]
-        text = field.to_bytes(query.text)
-        found = []
+        found = np.zeros(searcher.doc_count_all(), dtype=np.bool_)
+        text = searcher.schema[query.fieldname].to_bytes(query.text)
         for segment, offset in searcher.reader().leaf_readers():
             ids, _ = cache.postings(segment, query.fieldname, text)
-            if deleted := segment.deleted_docs_set:
-                ids = ids[~np.isin(ids, np.fromiter(deleted, dtype=np.int64))]
-            found.append(ids + offset)
-        return np.concatenate(found) if found else _EMPTY_IDS
+            found[ids + offset] = True
+        return found
     if isinstance(query, q.And | q.Or):
-        parts = [documents(searcher, cache, sub) for sub in query.subqueries]
-        combine = np.intersect1d if isinstance(query, q.And) else np.union1d
-        return functools.reduce(combine, parts) if parts else _EMPTY_IDS
+        parts = [_flags(searcher, cache, sub) for sub in query.subqueries]
+        if not parts:
+            return np.zeros(searcher.doc_count_all(), dtype=np.bool_)
+        combine = np.logical_and if isinstance(query, q.And) else np.logical_or
+        return functools.reduce(combine, parts)
     raise TypeError(f"not a filter of terms: {query!r}")
 
 
-def best(total: Floats, allowed: Ids, limit: int) -> list[tuple[int, float]]:
+def best(total: Floats, allowed: Documents, limit: int) -> list[tuple[int, float]]:
     """The ``limit`` best allowed documents with a score, as Whoosh ranks them:
     highest score first, then lowest document number."""
     if limit <= 0 or not len(allowed):

@@ -34,9 +34,10 @@ from whoosh.query import Query
 from whoosh.searching import Searcher
 
 from knowledge.config import POSTINGS_CACHE_BYTES
-from knowledge.search.arrays import PostingsCache, read_postings
+from knowledge.search.arrays import Frequencies, PostingsCache, read_postings
 from knowledge.search.documents import Document
 from knowledge.search.schema import (
+    FILTER_FIELDS,
     META_KEY,
     SCHEMA_VERSION,
     TEXT_FIELDS,
@@ -50,6 +51,7 @@ logger = logging.getLogger("knownfix.search")
 CURRENT = "current"
 WRITE_TIMEOUT_SECONDS = 10.0
 MEMO_ENTRIES = 500_000
+SMALL_SEGMENT = 256  # documents: its document frequencies are all read at once
 
 
 class IndexUnavailableError(RuntimeError):
@@ -67,8 +69,9 @@ class SearchIndex:
         self.root = root
         # Postings read into arrays for the suggestion searches (``arrays``), kept
         # across searchers: they are per segment, and segments never change. Large
-        # segments' postings come from files written beside them (``segment_arrays``).
-        self.segment_arrays = SegmentArrays(TEXT_FIELDS, read_postings)
+        # segments' postings come from files written beside them (``segment_arrays``):
+        # the text fields' for scoring, the filter fields' for the allowed documents.
+        self.segment_arrays = SegmentArrays(TEXT_FIELDS + FILTER_FIELDS, read_postings)
         self.postings = PostingsCache(postings_cache_bytes, source=self.segment_arrays.postings)
         self.write_timeout = write_timeout
         self._ix: Any = None
@@ -210,24 +213,37 @@ class SearchIndex:
         """Documents with ``text`` in ``field`` (call under ``reading``), as Whoosh
         counts them. Remembered per searcher and per segment: a suggestion asks for
         thousands, most of them asked before, and each costs Whoosh a hash-table
-        lookup in Python."""
+        lookup in Python. A small segment's are all read at once: every write brings
+        one, and the next suggestion would look up each of its terms there, mostly
+        to find them missing."""
         memo = self.memo()
         key = ("df", field, text)
         found = memo.get(key)
         if found is None:
             if (segments := memo.get("segments")) is None:
                 segments = memo["segments"] = [
-                    (segment, self.postings.frequencies(segment))
+                    (segment, self._frequencies(segment))
                     for segment, _ in self.searcher().reader().leaf_readers()
                 ]
             found = 0
             term = (field, text)
             for segment, known in segments:
                 if (count := known.get(term)) is None:
+                    if field in known.complete:
+                        continue  # all of the segment's are there: it lacks this one
                     count = known[term] = segment.doc_frequency(field, text)
                 found += count
             memo[key] = found
         return int(found)
+
+    def _frequencies(self, segment: Any) -> Frequencies:
+        known = self.postings.frequencies(segment)
+        if not known.complete and segment.doc_count_all() <= SMALL_SEGMENT:
+            for (field, text), info in segment._terms.items():
+                if field in TEXT_FIELDS:
+                    known[field, text.decode("utf-8")] = info.doc_frequency()
+            known.complete = frozenset(TEXT_FIELDS)
+        return known
 
     def _refresh(self) -> None:
         """Replace the searcher if the index changed, here or in another process.

@@ -33,6 +33,8 @@ BOOSTS = {
     "reported": 0.5,
 }
 TEXT_FIELDS = tuple(BOOSTS)
+# What a search is limited to (``service._visibility``), besides tags.
+FILTER_FIELDS = ("kind", "status", "category", "services")
 HIGHLIGHT_FIELDS = ("title", "summary", "symptoms", "cause", "resolution", "body")
 
 

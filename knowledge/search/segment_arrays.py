@@ -6,8 +6,8 @@ suggestion searches read up to ``service.POSTINGS_BUDGET`` postings a query, so
 a query whose terms were not read before spent most of its time unpickling (the
 slowest tenth of queries at 100k documents, and every query after a restart).
 
-A segment never changes once written, so its text fields' postings are written
-out once, beside it, as three NumPy files: the document numbers and weights of
+A segment never changes once written, so its text and filter fields' postings are
+written out once, beside it, as three NumPy files: the document numbers and weights of
 every term with at least ``MIN_FREQUENCY`` documents, end to end, and a table
 from each term's place in Whoosh's postings file to its slice. Every process that
 reads the index maps the files; a term's postings are then a slice of them.

@@ -132,6 +132,29 @@ def test_the_cache_stays_within_its_bytes_and_gives_the_same_postings(tmp_path: 
         index.close()
 
 
+def test_allowed_documents_are_whooshs_across_segments_and_deletions(tmp_path: Path) -> None:
+    index = _with_segments(tmp_path)
+    published = q.Or([q.Term("status", "published"), q.Term("status", "resolved")])
+    queries = [
+        q.Term("kind", "article"),
+        q.Term("kind", "nothing"),
+        q.And([q.Term("kind", "article"), published]),
+        q.Or([q.And([q.Term("kind", k), published]) for k in ("article", "incident")]),
+        q.And([q.Term("kind", "incident"), q.Term("kind", "article")]),
+    ]
+    cache = arrays.PostingsCache(max_bytes=10**8)
+    try:
+        with index.reading():
+            searcher = index.searcher()
+            assert any(s.deleted_docs_set for s, _ in searcher.reader().leaf_readers())
+            for query in queries:
+                expected = sorted(searcher.docs_for_query(query))
+                assert list(arrays.documents(searcher, cache, query)) == expected, query
+            assert len(arrays.documents(searcher, cache, q.Or([]))) == 0
+    finally:
+        index.close()
+
+
 def test_remembered_frequencies_and_allowed_sets_follow_the_index(tmp_path: Path) -> None:
     index = _with_segments(tmp_path)
     visible = q.Term("kind", "article")
