@@ -13,7 +13,10 @@ arrays a server writes beside large segments and settles the heap as a server
 process does once started (``knowledge/heap.py``), and times
 ``knowledge.suggestions.service.suggest`` for short one-line alerts and for long
 pasted logs and stack traces (30-80 lines), one read session per query, the way
-``knownfix eval`` and the API call it.
+``knownfix eval`` and the API call it. Then as many new texts again on the caches
+the first pass left, and with ``--writes N`` a third set each right after a
+write: an incident reported and resolved through the service and applied to the
+index, as a responder's write would be (a kept database keeps those incidents).
 
 A second child runs the baseline on the same articles and the same texts: plain
 Whoosh BM25F as ``knowledge.evaluation.service._baseline`` has it (default
@@ -443,10 +446,12 @@ def summary(seconds: Sequence[float]) -> dict[str, float]:
 
 
 async def time_all(
-    queries: Sequence[dict[str, Any]], run: Callable[[dict[str, Any]], Awaitable[list[Family]]]
+    queries: Sequence[dict[str, Any]],
+    run: Callable[[dict[str, Any]], Awaitable[list[Family]]],
+    before: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """Warm up, then time every query; latencies per kind and how often the top 5 held
-    an article of the query's own product and error."""
+    """Warm up, then time every query (after ``before``, not timed); latencies per kind
+    and how often the top 5 held an article of the query's own product and error."""
     warm = [q for q in queries if q["kind"] == "short"][: WARMUP // 2]
     warm += [q for q in queries if q["kind"] == "long"][: WARMUP // 2]
     for query in warm:
@@ -455,6 +460,8 @@ async def time_all(
     same: dict[str, int] = dict.fromkeys(KINDS, 0)
     began = time.perf_counter()
     for done, query in enumerate(queries, start=1):
+        if before is not None:
+            await before(query)
         started = time.perf_counter()
         top = await run(query)
         times[query["kind"]].append(time.perf_counter() - started)
@@ -465,6 +472,40 @@ async def time_all(
         "latency_ms": {kind: summary(values) for kind, values in times.items()},
         "family_at_5": {kind: same[kind] / max(1, len(times[kind])) for kind in KINDS},
     }
+
+
+def a_write(
+    db: Any, indexer: Any, texts: Sequence[dict[str, Any]]
+) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """What a responder's write does to the index: an incident reported and resolved
+    through the service, then applied (a new segment and a new searcher). Its text is
+    the next of ``texts``, not the query's: the query is not about it."""
+    pending = iter(texts)
+    import sqlalchemy as sa
+
+    from knowledge import numbering
+    from knowledge.accounts.principal import SYSTEM
+    from knowledge.incidents import service as incidents
+    from knowledge.incidents.models import Incident, ResolutionCode
+    from knowledge.incidents.policy import IncidentPolicy
+
+    async def write(_: dict[str, Any]) -> None:
+        written = next(pending)
+        async with db.transaction() as session:
+            # The incidents were bulk-inserted with their numbers: draw the next ones.
+            highest = await session.scalar(sa.select(sa.func.max(Incident.number)))
+            await numbering.raise_counter(session, "incident", int(highest or 0))
+            row = await incidents.report(
+                session=session, principal=SYSTEM, policy=IncidentPolicy(), now=NOW,
+                title=written["title"][:200], description=written["description"][:20_000],
+            )  # fmt: skip
+            await incidents.resolve(
+                session=session, principal=SYSTEM, now=NOW, incident_id=row.id,
+                expected_version=row.version, code=ResolutionCode.FIXED, notes="bench",
+            )  # fmt: skip
+        await indexer.catch_up()
+
+    return write
 
 
 def rss_mb() -> float:
@@ -536,6 +577,13 @@ async def child_ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     shorts = sum(q["kind"] == "short" for q in queries)
     again = generate_queries(shorts, len(queries) - shorts, args.seed + 1)
     measured["second_pass"] = await time_all(again, run)
+    if args.writes:
+        # A server also takes writes, each bringing a new searcher (and a new segment):
+        # time queries of a third set each right after an incident is reported and
+        # resolved through the service and applied to the index.
+        after = generate_queries(args.writes, args.writes // 2, args.seed + 2)
+        written = generate_queries(args.writes, args.writes // 2, args.seed + 3)
+        measured["after_writes"] = await time_all(after, run, before=a_write(db, indexer, written))
     latency = measured["latency_ms"]
     corpus.log(
         f"ours: p50 {latency['short']['p50']:.1f} ms short, {latency['long']['p50']:.1f} long"
@@ -763,6 +811,7 @@ def spawn(engine: str, args: argparse.Namespace, articles: int, workdir: Path) -
         "--seed", str(args.seed), "--queries-file", str(workdir / "queries.json"),
         "--workdir", str(workdir), "--result", str(result_path),
         "--profile", str(args.profile if engine == "ours" else 0),
+        "--writes", str(args.writes if engine == "ours" else 0),
     ]  # fmt: skip
     started = time.perf_counter()
     load_before = os.getloadavg()
@@ -797,12 +846,16 @@ def report(ours: dict[str, Any], base: dict[str, Any], minutes: float) -> str:
         "latency in ms",
         corpus.table(rows),
     ]
-    if second := ours.get("second_pass"):
-        out.append("ours, a second pass of as many new texts (the caches warm from the first):")
-        for kind in KINDS:
-            o = second["latency_ms"][kind]
-            out.append(f"  {kind}: p50 {o['p50']:,.1f}  p95 {o['p95']:,.1f}  "
-                       f"fam@5 {second['family_at_5'][kind]:.0%}")  # fmt: skip
+    for name, title in (
+        ("second_pass", "a second pass of as many new texts (the caches warm from the first)"),
+        ("after_writes", "new texts, each right after a write (a new searcher)"),
+    ):
+        if passed := ours.get(name):
+            out.append(f"ours, {title}:")
+            for kind in KINDS:
+                o = passed["latency_ms"][kind]
+                out.append(f"  {kind}: p50 {o['p50']:,.1f}  p95 {o['p95']:,.1f}  "
+                           f"fam@5 {passed['family_at_5'][kind]:.0%}")  # fmt: skip
     out += [
         "",
         corpus.table(
@@ -866,6 +919,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--reuse", type=Path, help="time again on a kept directory (one size; no insert or build)"
     )
+    parser.add_argument(
+        "--writes", type=int, default=0,
+        help="also time N short and N/2 long queries, each right after a write; the "
+        "written incidents stay in a kept database (later runs on it are not comparable)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     for hidden in ("--child", "--workdir", "--result", "--queries-file"):
