@@ -50,6 +50,7 @@ MAX_SEGMENTS = 256
 ENTRY_OVERHEAD = 200  # bytes: the key, the tuple and two array headers
 _EMPTY_IDS: Ids = np.zeros(0, dtype=np.int32)
 _EMPTY_WEIGHTS: Weights = np.zeros(0, dtype=np.float32)
+_EMPTY_FLOATS: Floats = np.zeros(0, dtype=np.float64)
 
 
 Source = Callable[[Any, str, bytes], "tuple[Ids, Weights] | None"]
@@ -155,6 +156,8 @@ class PostingsCache:
         only a write changes, so a read-mostly index computes it once a term (and a
         write's new average replaces it)."""
         ids, weights = self.postings(segment, field, text)
+        if not len(ids):
+            return ids, _EMPTY_FLOATS  # most terms, in a write's small new segment
         key = (segment.segment().segment_id(), "normalised", field, text)
         found = self._get(key)
         if found is None or found[1] != (k1, b, average):
