@@ -195,6 +195,9 @@ class SegmentArrays:
         lock = folder / f".{segment_id}.postings.lock"
         with _exclusive(lock, lambda: self._abandoned(folder) or done.exists()) as mine:
             if mine and not done.exists():  # not given up, nor written by another process
+                # Only the lock's holder writes: temporary files are a killed writer's.
+                for stale in folder.glob(f".{segment_id}.postings_*.npy.*"):
+                    stale.unlink(missing_ok=True)
                 self._write_files(folder, segment_id)
 
     def _write_files(self, folder: Path, segment_id: str) -> None:

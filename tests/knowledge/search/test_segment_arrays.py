@@ -207,6 +207,31 @@ def test_unreadable_files_are_written_again_and_the_index_opens_as_it_is(
         index.close()
 
 
+def test_a_writer_killed_mid_write_leaves_no_temporary_files_behind(tmp_path: Path) -> None:
+    index = _index(tmp_path / "index")
+    try:
+        _fill(index)
+        assert index.segment_arrays.wait(timeout=60)
+        folder = index.root / str(index._generation)
+        (done,) = folder.glob("*.postings_terms.npy")
+        segment_id = done.name.split(".")[0]
+        # Killed before its last rename: no "terms", and a part written under a
+        # temporary name (a pid that is gone, which no later writer will reuse).
+        done.unlink()
+        stale = folder / f".{segment_id}.postings_terms.npy.999999.1"
+        stale.write_bytes(b"cut short")
+    finally:
+        index.close()
+    fresh = _index(index.root)
+    try:
+        assert fresh.segment_arrays.wait(timeout=60)
+        assert not stale.exists()
+        assert list(folder.glob(".*.npy.*")) == []
+        assert segment_id in fresh.segment_arrays._held
+    finally:
+        fresh.close()
+
+
 def test_closing_the_index_stops_the_writing_and_unmaps_the_files(tmp_path: Path) -> None:
     index = _index(tmp_path / "index")
     _fill(index)
