@@ -10,11 +10,12 @@ bounded in bytes; a search is then a handful of array operations per term,
 whatever the number of documents it matches.
 
 The scores are Whoosh's own, to the last bit: the same statistics (IDF and
-average field length of the whole index, the byte-rounded field length of each
-document) in the same formula, summed in the same order as Whoosh's term-at-a-time
-union (tests compare the two). What the cache holds is what is on disk, or computed
-from it for one average field length (kept with it, and computed again when a write
-changes that average), so it never needs invalidating: a new segment has a new id,
+average field length of the whole index, the latter rounded as ``weighting.py``
+has Whoosh round it, and the byte-rounded field length of each document) in the
+same formula, summed in the same order as Whoosh's term-at-a-time union (tests
+compare the two). What the cache holds is what is on disk, or computed from it for
+one average field length (kept with it, and computed again when the rounded
+average changes), so it never needs invalidating: a new segment has a new id,
 a deleted document is left out by the caller's allowed set
 (``Searcher.docs_for_query`` skips deletions).
 """
@@ -32,9 +33,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from whoosh import query as q
-from whoosh import scoring
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher
 from whoosh.util.numeric import byte_to_length
+
+from knowledge.search.weighting import BM25F, average_length
 
 # Kept as Whoosh stores them (weights are 32-bit floats there): 8 bytes a posting,
 # and 8 more for a scored term's BM25 part.
@@ -250,12 +252,12 @@ def scores(
     """The BM25F score of every document of the index (0 where none of the terms
     is), indexed by document number; ``doc_frequency`` counts as Whoosh does."""
     weighting = searcher.weighting
-    if not isinstance(weighting, scoring.BM25F):
-        raise TypeError(f"array scoring is BM25F's, not {type(weighting).__name__}'s")
+    if not isinstance(weighting, BM25F):
+        raise TypeError(f"array scoring is our BM25F's, not {type(weighting).__name__}'s")
     schema = searcher.schema
     documents = searcher.doc_count_all()
     total: Floats = np.zeros(documents, dtype=np.float64)
-    leaves = list(searcher.reader().leaf_readers())
+    leaves = [(s, offset, cache.frequencies(s)) for s, offset in searcher.reader().leaf_readers()]
     k1 = weighting.K1
     for term in terms:
         field = schema[term.field]
@@ -264,9 +266,11 @@ def scores(
         text = field.to_bytes(term.text)
         # Whoosh's idf(), from the same count.
         idf = math.log(documents / (doc_frequency(term.field, term.text) + 1)) + 1
-        average = searcher.avg_field_length(term.field) or 1
+        average = average_length(searcher, term.field)
         b = weighting._field_B.get(term.field, weighting.B)
-        for segment, offset in leaves:
+        for segment, offset, known in leaves:
+            if term.field in known.complete and (term.field, term.text) not in known:
+                continue  # a small segment whose terms are all known lacks this one
             ids, normalised = cache.normalised(segment, term.field, text, k1, b, average)
             if len(ids):
                 # Whoosh's bm25() (the IDF times the rest), times the term's boost.

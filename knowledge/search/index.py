@@ -19,6 +19,7 @@ process may write a directory shared by several is ``writer_lock``'s business.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -45,6 +46,7 @@ from knowledge.search.schema import (
     meta_document,
 )
 from knowledge.search.segment_arrays import SegmentArrays
+from knowledge.search.weighting import BM25F
 
 logger = logging.getLogger("knownfix.search")
 
@@ -52,6 +54,34 @@ CURRENT = "current"
 WRITE_TIMEOUT_SECONDS = 10.0
 MEMO_ENTRIES = 500_000
 SMALL_SEGMENT = 256  # documents: its document frequencies are all read at once
+MAX_NEW_SEGMENTS = 16  # segments written since the carried counts' (Whoosh merges them)
+
+
+Segments = list[tuple[Any, Frequencies]]  # segment readers with their kept frequencies
+
+
+@dataclasses.dataclass(slots=True)
+class Carried:
+    """What holds for a set of segments in every later searcher that still has them
+    all: a write only adds a segment, so its searcher keeps these; a merge replaces
+    segments, and then they start over (as they do past ``MAX_NEW_SEGMENTS`` added).
+    Deleted documents do not matter: Whoosh counts them in document frequencies, and
+    a segment's words stay in its word graph."""
+
+    segment_ids: frozenset[str]
+    frequencies: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    words: set[str] = dataclasses.field(default_factory=set)  # spelled in them (lower case)
+
+
+def _count(segments: Segments, term: tuple[str, str]) -> int:
+    found = 0
+    for segment, known in segments:
+        if (count := known.get(term)) is None:
+            if term[0] in known.complete:
+                continue  # all of the segment's are there: it lacks this one
+            count = known[term] = segment.doc_frequency(*term)
+        found += count
+    return found
 
 
 class IndexUnavailableError(RuntimeError):
@@ -78,6 +108,7 @@ class SearchIndex:
         self._generation: str | None = None
         self._searcher: Searcher | None = None
         self._memo: tuple[Searcher | None, dict[Any, Any]] = (None, {})
+        self._carried: Carried | None = None
         self._read_lock = threading.RLock()
         self._sections = 0  # nested read sections of the thread holding _read_lock
         self._schema = build_schema()
@@ -127,7 +158,7 @@ class SearchIndex:
 
     def _open_generation(self, name: str) -> None:
         ix = whoosh_index.open_dir(str(self.root / name))
-        searcher = ix.searcher()
+        searcher = ix.searcher(weighting=BM25F())
         try:
             # Touch the parts a broken index fails on: the TOC, a segment, the meta doc.
             searcher.doc_count_all()
@@ -174,6 +205,7 @@ class SearchIndex:
                 self._searcher.close()
             self._ix = self._generation = self._searcher = None
             self._memo = (None, {})
+            self._carried = None
             self.postings.clear()
         self.segment_arrays.close()
 
@@ -211,30 +243,50 @@ class SearchIndex:
 
     def doc_frequency(self, field: str, text: str) -> int:
         """Documents with ``text`` in ``field`` (call under ``reading``), as Whoosh
-        counts them. Remembered per searcher and per segment: a suggestion asks for
+        counts them. Remembered per searcher, and per segment: a suggestion asks for
         thousands, most of them asked before, and each costs Whoosh a hash-table
-        lookup in Python. A small segment's are all read at once: every write brings
-        one, and the next suggestion would look up each of its terms there, mostly
-        to find them missing."""
+        lookup in Python. The sums over the segments a searcher shares with earlier
+        ones are kept too (``Carried``): after a write only its new segment is
+        looked up. A small segment's are all read at once: every write brings one,
+        and the next suggestion would look up each of its terms there, mostly to
+        find them missing."""
         memo = self.memo()
         key = ("df", field, text)
         found = memo.get(key)
         if found is None:
-            if (segments := memo.get("segments")) is None:
-                segments = memo["segments"] = [
-                    (segment, self._frequencies(segment))
-                    for segment, _ in self.searcher().reader().leaf_readers()
-                ]
-            found = 0
+            carried, old, new = memo.get("segments") or self._segments(memo)
             term = (field, text)
-            for segment, known in segments:
-                if (count := known.get(term)) is None:
-                    if field in known.complete:
-                        continue  # all of the segment's are there: it lacks this one
-                    count = known[term] = segment.doc_frequency(field, text)
-                found += count
+            if (found := carried.frequencies.get(term)) is None:
+                found = carried.frequencies[term] = _count(old, term)
+            found += _count(new, term)
             memo[key] = found
         return int(found)
+
+    def segments(self) -> tuple[Carried, Segments, Segments]:
+        """The current searcher's segments (call under ``reading``), with their kept
+        frequencies: what is kept for the segments it shares with earlier searchers,
+        those segments, and the ones written since."""
+        memo = self.memo()
+        return memo.get("segments") or self._segments(memo)
+
+    def _segments(self, memo: dict[Any, Any]) -> tuple[Carried, Segments, Segments]:
+        leaves = [
+            (segment, self._frequencies(segment))
+            for segment, _ in self.searcher().reader().leaf_readers()
+        ]
+        ids = frozenset(segment.segment().segment_id() for segment, _ in leaves)
+        carried = self._carried
+        if (
+            carried is None
+            or not carried.segment_ids <= ids
+            or len(ids) - len(carried.segment_ids) > MAX_NEW_SEGMENTS
+            or len(carried.frequencies) + len(carried.words) > MEMO_ENTRIES
+        ):
+            carried = self._carried = Carried(ids)
+        old = [(s, f) for s, f in leaves if s.segment().segment_id() in carried.segment_ids]
+        new = [(s, f) for s, f in leaves if s.segment().segment_id() not in carried.segment_ids]
+        found = memo["segments"] = (carried, old, new)
+        return found
 
     def _frequencies(self, segment: Any) -> Frequencies:
         known = self.postings.frequencies(segment)
@@ -254,7 +306,7 @@ class SearchIndex:
         self._follow_swaps()
         assert self._searcher is not None
         if not self._searcher.up_to_date():
-            old, self._searcher = self._searcher, self._ix.searcher()
+            old, self._searcher = self._searcher, self._ix.searcher(weighting=BM25F())
             old.close()
             self._follow(self._searcher)
 

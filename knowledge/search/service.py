@@ -143,16 +143,18 @@ class _SegmentsCorrector(spelling.Corrector):  # type: ignore[misc]
     """Whoosh's ``ReaderCorrector`` (the same scores: edit distance, then frequency
     in the whole index), with each segment's word automaton: for a reader of several
     segments, as an index is after a few writes, Whoosh measures the edit distance to
-    every word of the field instead, about 100 ms a title."""
+    every word of the field instead, about 100 ms a title. ``segments`` limits the
+    words to theirs (the frequencies stay the whole index's)."""
 
-    def __init__(self, reader: Any, field: str) -> None:
+    def __init__(self, reader: Any, field: str, segments: Sequence[Any] | None = None) -> None:
         self.reader = reader
         self.field = field
         self.spelled = reader.schema[field].spelling_fieldname(field)
+        self.segments = [s for s, _ in reader.leaf_readers()] if segments is None else segments
 
     def _suggestions(self, text: str, maxdist: int, prefix: int) -> Iterator[tuple[float, str]]:
         seen: set[str] = set()
-        for segment, _ in self.reader.leaf_readers():
+        for segment in self.segments:
             for word in segment.terms_within(self.spelled, text, maxdist, prefix=prefix):
                 if word not in seen:
                     seen.add(word)
@@ -160,16 +162,34 @@ class _SegmentsCorrector(spelling.Corrector):  # type: ignore[misc]
                     yield 0 - (maxdist + (1.0 / frequency * 0.5)), word
 
 
+SPELLED_FIELDS = ("title", "body")
+
+
 def _did_you_mean(
     index: SearchIndex, text: str, distances: Sequence[int] = (1, 2), min_length: int = 3
 ) -> str | None:
     """The query with unknown words replaced by the closest indexed words, if any."""
-    searcher = index.searcher()
-    correctors = [_SegmentsCorrector(searcher.reader(), field) for field in ("title", "body")]
+    reader = index.searcher().reader()
+    correctors = [_SegmentsCorrector(reader, field) for field in SPELLED_FIELDS]
+    # Most words are known. A word of the segments earlier searchers had stays known
+    # (``Carried``): after a write only the new segment is looked in for it.
+    carried, old, new = index.segments()
+    in_old, in_new = (
+        [_SegmentsCorrector(reader, field, [s for s, _ in part]) for field in SPELLED_FIELDS]
+        for part in (old, new)
+    )
     memo = index.memo()  # the same words come back in title after title
 
+    def known(lower: str) -> bool:
+        if lower in carried.words:
+            return True
+        if any(c.suggest(lower, limit=1, maxdist=0) for c in in_old):
+            carried.words.add(lower)
+            return True
+        return any(c.suggest(lower, limit=1, maxdist=0) for c in in_new)
+
     def corrected(lower: str) -> str | None:
-        if any(c.suggest(lower, limit=1, maxdist=0) for c in correctors):
+        if known(lower):
             return None
         # Nearest first: Whoosh ranks suggestions within maxdist by frequency alone.
         return next(

@@ -4,6 +4,7 @@ several segments with replaced and deleted documents, and ranks as Whoosh ranks.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -173,19 +174,34 @@ def test_remembered_frequencies_and_allowed_sets_follow_the_index(tmp_path: Path
         index.close()
 
 
-def test_document_frequencies_are_whooshs_across_segments_and_writes(tmp_path: Path) -> None:
+def test_document_frequencies_are_whooshs_across_segments_writes_and_merges(
+    tmp_path: Path,
+) -> None:
     index = _with_segments(tmp_path)
     words = ["redi", "timeout", "replica", "tls", "zookeep", "nowher"]
+
+    def carried_after(change: Callable[[], None]) -> object:
+        change()
+        with index.reading():
+            reader = index.searcher().reader()
+            for field in ("title", "symptoms", "body"):
+                for word in words:
+                    assert index.doc_frequency(field, word) == reader.doc_frequency(field, word)
+            return index.segments()[0]
+
+    def write(seq: int) -> Callable[[], None]:
+        new = {"key": f"article:{900 + seq}", "kind": "article", "title": "zookeeper redis"}
+        return lambda: index.apply([new], ["incident:8"], seq)
+
     try:
-        for seq in (5, 6):
-            with index.reading():
-                reader = index.searcher().reader()
-                for field in ("title", "symptoms", "body"):
-                    for word in words:
-                        assert index.doc_frequency(field, word) == reader.doc_frequency(field, word)
-            # A new segment: the kept counts of the old ones still add up.
-            new = {"key": f"article:{900 + seq}", "kind": "article", "title": "zookeeper redis"}
-            index.apply([new], ["incident:8"], seq)
+        first = carried_after(lambda: None)
+        # New segments: the counts kept for the old ones still add up, and are kept.
+        assert carried_after(write(5)) is first
+        assert carried_after(write(6)) is first
+        # A merge replaces segments: counted again from them.
+        merged = carried_after(lambda: index._ix.writer().commit(optimize=True))
+        assert merged is not first
+        assert carried_after(write(7)) is merged
     finally:
         index.close()
 
@@ -238,5 +254,27 @@ def test_spelling_corrections_over_segments_are_whooshs(tmp_path: Path) -> None:
                     for distance in (0, 1, 2):
                         expected = whooshs.suggest(word, limit=3, maxdist=distance)
                         assert ours.suggest(word, limit=3, maxdist=distance) == expected
+    finally:
+        index.close()
+
+
+def test_respelling_after_writes_is_respelling_from_scratch(tmp_path: Path) -> None:
+    # Words known before a write stay known without looking again; a word only the
+    # new segment has is known too, and typos are still corrected.
+    index = _with_segments(tmp_path)
+    title = "zookeepr timout replca handshak certficate redis replica"
+    try:
+        before = search.respelled(index, title)
+        assert before == "zookeepr timeout replica handshake certificate redis replica"
+        index.apply([{"key": "article:950", "kind": "article", "title": "zookeepr"}], [], 4)
+        index.apply([{"key": "article:951", "kind": "article", "body": "handshak"}], [], 5)
+        after = search.respelled(index, title)
+        assert after == "zookeepr timeout replica handshak certificate redis replica"
+        fresh = SearchIndex(index.root)
+        fresh.open()
+        try:
+            assert search.respelled(fresh, title) == after
+        finally:
+            fresh.close()
     finally:
         index.close()
