@@ -18,6 +18,7 @@ process may write a directory shared by several is ``writer_lock``'s business.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import logging
@@ -262,6 +263,18 @@ class SearchIndex:
             memo[key] = found
         return int(found)
 
+    def key(self, docnum: int) -> str:
+        """A document's key (call under ``reading``): from its segment's postings
+        arrays when it has them (``segment_arrays``), else Whoosh's stored fields."""
+        memo = self.memo()
+        if (leaves := memo.get("leaves")) is None:
+            ordered = sorted(self.searcher().reader().leaf_readers(), key=lambda leaf: leaf[1])
+            leaves = memo["leaves"] = ([o for _, o in ordered], [s for s, _ in ordered])
+        offsets, segments = leaves
+        n = bisect.bisect_right(offsets, docnum) - 1
+        found = self.segment_arrays.key(segments[n], docnum - offsets[n])
+        return found if found is not None else str(self.searcher().stored_fields(docnum)["key"])
+
     def segments(self) -> tuple[Carried, Segments, Segments]:
         """The current searcher's segments (call under ``reading``), with their kept
         frequencies: what is kept for the segments it shares with earlier searchers,
@@ -358,8 +371,8 @@ class SearchIndex:
             except BaseException:
                 abandon(writer)
                 raise
-        with self.reading():  # searches from now on see the commit
-            pass
+        with self.reading():  # searches from now on see the commit...
+            self.segments()  # ...and the new segment's frequencies, read here, not by one
 
     def begin_rebuild(self) -> Rebuild:
         """Start a new generation; add documents in batches, then ``finish`` swaps it in."""

@@ -7,10 +7,13 @@ a query whose terms were not read before spent most of its time unpickling (the
 slowest tenth of queries at 100k documents, and every query after a restart).
 
 A segment never changes once written, so its text and filter fields' postings are
-written out once, beside it, as three NumPy files: the document numbers and weights of
+written out once, beside it, as NumPy files: the document numbers and weights of
 every term with at least ``MIN_FREQUENCY`` documents, end to end, and a table
 from each term's place in Whoosh's postings file to its slice. Every process that
-reads the index maps the files; a term's postings are then a slice of them.
+reads the index maps the files; a term's postings are then a slice of them. A
+fourth file holds each document's key: Whoosh reads a stored field through a copy
+of the segment's whole stored-fields column, made again by every new searcher
+(every write), about 1.5 ms at 100,000 documents before the first key is read.
 
 Only segments of ``MIN_DOCUMENTS`` or more get files (small ones are cheap to read
 from Whoosh), written by a background thread once a searcher first sees the
@@ -41,6 +44,7 @@ MIN_DOCUMENTS = 5_000
 MIN_FREQUENCY = 64
 LOCK_POLL_SECONDS = 0.2
 
+PARTS = ("ids", "weights", "keys")  # the files besides "terms", which is written last
 Postings = tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]
 Reader = Callable[[Any, str, bytes], Postings]
 
@@ -56,10 +60,13 @@ class Held:
         terms = np.load(_path(folder, segment_id, "terms"))
         self.ids = np.load(_path(folder, segment_id, "ids"), mmap_mode="r")
         self.weights = np.load(_path(folder, segment_id, "weights"), mmap_mode="r")
+        self.keys = np.load(_path(folder, segment_id, "keys"), mmap_mode="r")  # bytes
         if terms.ndim != 2 or len(terms) != 2 or not terms.shape[1]:
             raise ValueError(f"terms of shape {terms.shape}")
         if not len(self.ids) == len(self.weights) == terms[1][-1]:
             raise ValueError("postings and terms of different lengths")
+        if self.keys.dtype.kind != "S":
+            raise ValueError(f"keys of type {self.keys.dtype}")
         self.offsets: npt.NDArray[np.int64] = terms[0]  # sorted: each term's postings offset
         self.starts: npt.NDArray[np.int64] = terms[1]  # one more: the end of the last
 
@@ -125,6 +132,14 @@ class SegmentArrays:
             return None
         return held.postings(info._offset)
 
+    def key(self, segment: Any, docnum: int) -> str | None:
+        """The stored key of a document of the segment (its own number), ``None``
+        when the segment has no files."""
+        held = self._held.get(segment.segment().segment_id())
+        if held is None or not 0 <= docnum < len(held.keys):
+            return None
+        return bytes(held.keys[docnum]).decode("utf-8")
+
     def follow(self, folder: Path, searcher: Any) -> None:
         """A new searcher over ``folder``: map the files its large segments have, and
         have the missing ones written in the background."""
@@ -163,7 +178,7 @@ class SegmentArrays:
         except Exception:  # emptied by a crash, cut short, another format: written again
             logger.warning("the postings arrays of %s are unreadable; writing them again",
                            segment_id, exc_info=True)  # fmt: skip
-            for part in ("terms", "ids", "weights"):  # "terms" first: it says they are whole
+            for part in ("terms", *PARTS):  # "terms" first: it says they are whole
                 _path(folder, segment_id, part).unlink(missing_ok=True)
             return False
         return True
@@ -212,6 +227,13 @@ class SegmentArrays:
                     continue
                 if info.doc_frequency() >= self.min_frequency:
                     found.append((info._offset, self._read(segment, field, text)))
+            # Deleted documents too: a key is read by document number, and deletions
+            # come and go while the segment stays.
+            keys = np.array(
+                [segment.stored_fields(n).get("key", "").encode("utf-8")
+                 for n in range(segment.doc_count_all())],
+                dtype=np.bytes_,
+            )  # fmt: skip
         found.sort(key=lambda item: item[0])
         lengths = np.array([len(ids) for _, (ids, _) in found], dtype=np.int64)
         starts = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
@@ -225,6 +247,7 @@ class SegmentArrays:
             _path(folder, segment_id, "weights"),
             np.concatenate([w for _, (_, w) in found] or [np.zeros(0, np.float32)]),
         )
+        _save(_path(folder, segment_id, "keys"), keys)
         _save(_path(folder, segment_id, "terms"), np.stack([offsets, starts]))
 
 

@@ -589,7 +589,7 @@ def _match_many(
                 allowed = memo[key] = arrays.documents(searcher, index.postings, visible)
             found.append(
                 [
-                    Match(key=searcher.stored_fields(docnum)["key"], score=score)
+                    Match(key=index.key(docnum), score=score)
                     for docnum, score in arrays.best(total, allowed, limit)
                 ]
             )

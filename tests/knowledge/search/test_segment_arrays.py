@@ -72,7 +72,9 @@ def _held_terms(segment: object, arrays_of: SegmentArrays) -> list[tuple[str, by
 def test_the_files_hold_every_frequent_terms_postings_as_whoosh_reads_them(
     index: SearchIndex,
 ) -> None:
-    assert _files(index) == ["postings_ids.npy", "postings_terms.npy", "postings_weights.npy"]
+    assert _files(index) == [
+        "postings_ids.npy", "postings_keys.npy", "postings_terms.npy", "postings_weights.npy"
+    ]  # fmt: skip
     with index.reading():
         leaves = [s for s, _ in index.searcher().reader().leaf_readers()]
         large = [s for s in leaves if s.doc_count_all() >= LARGE]
@@ -93,6 +95,19 @@ def test_the_files_hold_every_frequent_terms_postings_as_whoosh_reads_them(
         assert len(arrays.read_postings(large[0], "title", b"quasar")[0]) == RARE
         ids, _ = index.segment_arrays.postings(large[0], "body", b"nowhere")  # type: ignore[misc]
         assert len(ids) == 0
+
+
+def test_every_documents_key_is_its_stored_key_deleted_ones_too(index: SearchIndex) -> None:
+    with index.reading():
+        searcher = index.searcher()
+        (large,) = [s for s, _ in searcher.reader().leaf_readers() if s.doc_count_all() >= LARGE]
+        assert large.has_deletions()  # the fixture replaced and deleted some
+        for n in range(large.doc_count_all()):
+            assert index.segment_arrays.key(large, n) == large.stored_fields(n)["key"]
+        assert index.segment_arrays.key(large, large.doc_count_all()) is None
+        # Over the whole index (small segments read from Whoosh), the same keys.
+        live = list(searcher.reader().all_doc_ids())
+        assert [index.key(n) for n in live] == [searcher.stored_fields(n)["key"] for n in live]
 
 
 def test_scores_from_the_files_are_whooshs_bit_for_bit(index: SearchIndex) -> None:
