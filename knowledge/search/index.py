@@ -19,6 +19,7 @@ process may write a directory shared by several is ``writer_lock``'s business.
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -26,7 +27,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,19 @@ class Carried:
     segment_ids: frozenset[str]
     frequencies: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     words: set[str] = dataclasses.field(default_factory=set)  # spelled in them (lower case)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SearcherSegments:
+    """A searcher's segments: those ``carried`` covers (``old``) and those written
+    since (``new``), whose text fields' frequencies are summed in ``new_counts`` where
+    they are all known (small segments) and looked up in the ``unread`` others."""
+
+    carried: Carried
+    old: Segments
+    new: Segments
+    new_counts: Mapping[tuple[str, str], int]
+    unread: Segments
 
 
 def _count(segments: Segments, term: tuple[str, str]) -> int:
@@ -255,11 +269,14 @@ class SearchIndex:
         key = ("df", field, text)
         found = memo.get(key)
         if found is None:
-            carried, old, new = memo.get("segments") or self._segments(memo)
+            view: SearcherSegments = memo.get("segments") or self._segments(memo)
             term = (field, text)
-            if (found := carried.frequencies.get(term)) is None:
-                found = carried.frequencies[term] = _count(old, term)
-            found += _count(new, term)
+            if (found := view.carried.frequencies.get(term)) is None:
+                found = view.carried.frequencies[term] = _count(view.old, term)
+            if field in TEXT_FIELDS:
+                found += view.new_counts.get(term, 0) + _count(view.unread, term)
+            else:
+                found += _count(view.new, term)
             memo[key] = found
         return int(found)
 
@@ -275,14 +292,13 @@ class SearchIndex:
         found = self.segment_arrays.key(segments[n], docnum - offsets[n])
         return found if found is not None else str(self.searcher().stored_fields(docnum)["key"])
 
-    def segments(self) -> tuple[Carried, Segments, Segments]:
+    def segments(self) -> SearcherSegments:
         """The current searcher's segments (call under ``reading``), with their kept
-        frequencies: what is kept for the segments it shares with earlier searchers,
-        those segments, and the ones written since."""
+        frequencies and what is carried over for those it shares with earlier ones."""
         memo = self.memo()
         return memo.get("segments") or self._segments(memo)
 
-    def _segments(self, memo: dict[Any, Any]) -> tuple[Carried, Segments, Segments]:
+    def _segments(self, memo: dict[Any, Any]) -> SearcherSegments:
         leaves = [
             (segment, self._frequencies(segment))
             for segment, _ in self.searcher().reader().leaf_readers()
@@ -298,7 +314,12 @@ class SearchIndex:
             carried = self._carried = Carried(ids)
         old = [(s, f) for s, f in leaves if s.segment().segment_id() in carried.segment_ids]
         new = [(s, f) for s, f in leaves if s.segment().segment_id() not in carried.segment_ids]
-        found = memo["segments"] = (carried, old, new)
+        counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        for _, known in new:
+            if known.complete:
+                counts.update(known)
+        unread = [(s, f) for s, f in new if not f.complete]
+        found = memo["segments"] = SearcherSegments(carried, old, new, counts, unread)
         return found
 
     def _frequencies(self, segment: Any) -> Frequencies:

@@ -173,10 +173,11 @@ def _did_you_mean(
     correctors = [_SegmentsCorrector(reader, field) for field in SPELLED_FIELDS]
     # Most words are known. A word of the segments earlier searchers had stays known
     # (``Carried``): after a write only the new segment is looked in for it.
-    carried, old, new = index.segments()
+    segments = index.segments()
+    carried = segments.carried
     in_old, in_new = (
         [_SegmentsCorrector(reader, field, [s for s, _ in part]) for field in SPELLED_FIELDS]
-        for part in (old, new)
+        for part in (segments.old, segments.new)
     )
     memo = index.memo()  # the same words come back in title after title
 

@@ -187,7 +187,7 @@ def test_document_frequencies_are_whooshs_across_segments_writes_and_merges(
             for field in ("title", "symptoms", "body"):
                 for word in words:
                     assert index.doc_frequency(field, word) == reader.doc_frequency(field, word)
-            return index.segments()[0]
+            return index.segments().carried
 
     def write(seq: int) -> Callable[[], None]:
         new = {"key": f"article:{900 + seq}", "kind": "article", "title": "zookeeper redis"}
