@@ -56,6 +56,8 @@ CURRENT = "current"
 WRITE_TIMEOUT_SECONDS = 10.0
 MEMO_ENTRIES = 500_000
 SMALL_SEGMENT = 256  # documents: its document frequencies are all read at once
+# The text fields a word is written in (tags are chosen from a list).
+WRITTEN_FIELDS = tuple(f for f in TEXT_FIELDS if f != "tags")
 MAX_NEW_SEGMENTS = 16  # segments written since the carried counts' (Whoosh merges them)
 
 
@@ -72,6 +74,7 @@ class Carried:
 
     segment_ids: frozenset[str]
     frequencies: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    text_frequencies: dict[str, int] = dataclasses.field(default_factory=dict)
     words: set[str] = dataclasses.field(default_factory=set)  # spelled in them (lower case)
 
 
@@ -85,6 +88,7 @@ class SearcherSegments:
     old: Segments
     new: Segments
     new_counts: Mapping[tuple[str, str], int]
+    new_text_counts: Mapping[str, int]  # summed over ``WRITTEN_FIELDS``
     unread: Segments
 
 
@@ -271,12 +275,29 @@ class SearchIndex:
         if found is None:
             view: SearcherSegments = memo.get("segments") or self._segments(memo)
             term = (field, text)
-            if (found := view.carried.frequencies.get(term)) is None:
-                found = view.carried.frequencies[term] = _count(view.old, term)
+            found = self._carried_frequency(view, term)
             if field in TEXT_FIELDS:
                 found += view.new_counts.get(term, 0) + _count(view.unread, term)
             else:
                 found += _count(view.new, term)
+            memo[key] = found
+        return int(found)
+
+    def text_frequency(self, text: str) -> int:
+        """``doc_frequency`` summed over the written text fields (all but tags), as a
+        word's rarity is measured (``service.informative_words``): a pasted log has
+        hundreds of words. Carried across searchers as the frequencies are."""
+        memo = self.memo()
+        key = ("text", text)
+        found = memo.get(key)
+        if found is None:
+            view: SearcherSegments = memo.get("segments") or self._segments(memo)
+            if (found := view.carried.text_frequencies.get(text)) is None:
+                found = sum(self._carried_frequency(view, (f, text)) for f in WRITTEN_FIELDS)
+                view.carried.text_frequencies[text] = found
+            found += view.new_text_counts.get(text, 0)
+            if view.unread:
+                found += sum(_count(view.unread, (f, text)) for f in WRITTEN_FIELDS)
             memo[key] = found
         return int(found)
 
@@ -291,6 +312,12 @@ class SearchIndex:
         n = bisect.bisect_right(offsets, docnum) - 1
         found = self.segment_arrays.key(segments[n], docnum - offsets[n])
         return found if found is not None else str(self.searcher().stored_fields(docnum)["key"])
+
+    @staticmethod
+    def _carried_frequency(view: SearcherSegments, term: tuple[str, str]) -> int:
+        if (found := view.carried.frequencies.get(term)) is None:
+            found = view.carried.frequencies[term] = _count(view.old, term)
+        return found
 
     def segments(self) -> SearcherSegments:
         """The current searcher's segments (call under ``reading``), with their kept
@@ -309,7 +336,8 @@ class SearchIndex:
             carried is None
             or not carried.segment_ids <= ids
             or len(ids) - len(carried.segment_ids) > MAX_NEW_SEGMENTS
-            or len(carried.frequencies) + len(carried.words) > MEMO_ENTRIES
+            or len(carried.frequencies) + len(carried.text_frequencies) + len(carried.words)
+            > MEMO_ENTRIES
         ):
             carried = self._carried = Carried(ids)
         old = [(s, f) for s, f in leaves if s.segment().segment_id() in carried.segment_ids]
@@ -318,8 +346,12 @@ class SearchIndex:
         for _, known in new:
             if known.complete:
                 counts.update(known)
+        texts: collections.Counter[str] = collections.Counter()
+        for (field, text), count in counts.items():
+            if field in WRITTEN_FIELDS:
+                texts[text] += count
         unread = [(s, f) for s, f in new if not f.complete]
-        found = memo["segments"] = SearcherSegments(carried, old, new, counts, unread)
+        found = memo["segments"] = SearcherSegments(carried, old, new, counts, texts, unread)
         return found
 
     def _frequencies(self, segment: Any) -> Frequencies:

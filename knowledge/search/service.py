@@ -250,7 +250,7 @@ def informative_words(
         def frequency(word: str) -> int:
             key = ("word", word)
             if (found := memo.get(key)) is None:
-                found = memo[key] = _word_frequency(word, index.doc_frequency)
+                found = memo[key] = _word_frequency(word, index.text_frequency)
             return int(found)
 
         return _rarest(words, keep, frequency, prefer)
@@ -262,13 +262,13 @@ def _distinct(words: list[str]) -> list[str]:
     return list({w.lower(): w for w in reversed(words)}.values())[::-1]
 
 
-def _word_frequency(word: str, doc_frequency: Callable[[str, str], int]) -> int:
-    """Documents with the word in a text field (counted once per field)."""
+def _word_frequency(word: str, text_frequency: Callable[[str], int]) -> int:
+    """Documents with the word in a written text field (counted once per field)."""
     tokens = _word_terms(word)
     if not tokens:
         return 1 << 40  # a stop word: the least informative of all
     # An identifier is as rare as its whole form (its parts are common words).
-    counts = [sum(doc_frequency(f, t) for f in TEXT_FIELDS if f != "tags") for t in tokens]
+    counts = [text_frequency(t) for t in tokens]
     return min((c for c in counts if c), default=0)
 
 

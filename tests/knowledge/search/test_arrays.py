@@ -13,7 +13,7 @@ from whoosh import query as q
 
 from knowledge.search import arrays
 from knowledge.search import service as search
-from knowledge.search.index import SearchIndex
+from knowledge.search.index import WRITTEN_FIELDS, SearchIndex
 from knowledge.search.query import parse
 from tests.knowledge.search.test_match import built, document
 
@@ -187,6 +187,9 @@ def test_document_frequencies_are_whooshs_across_segments_writes_and_merges(
             for field in ("title", "symptoms", "body"):
                 for word in words:
                     assert index.doc_frequency(field, word) == reader.doc_frequency(field, word)
+            for word in words:
+                in_text = sum(reader.doc_frequency(f, word) for f in WRITTEN_FIELDS)
+                assert index.text_frequency(word) == in_text
             return index.segments().carried
 
     def write(seq: int) -> Callable[[], None]:
