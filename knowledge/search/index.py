@@ -354,6 +354,13 @@ class SearchIndex:
         found = memo["segments"] = SearcherSegments(carried, old, new, counts, texts, unread)
         return found
 
+    def warm(self) -> None:
+        """Bring the shared searcher up to date with what was committed, here or by
+        another process, and read what a new one needs (the new segments'
+        frequencies): off the path of the next search, which would pay for it."""
+        with self.reading():
+            self.segments()
+
     def _frequencies(self, segment: Any) -> Frequencies:
         known = self.postings.frequencies(segment)
         if not known.complete and segment.doc_count_all() <= SMALL_SEGMENT:
@@ -424,8 +431,7 @@ class SearchIndex:
             except BaseException:
                 abandon(writer)
                 raise
-        with self.reading():  # searches from now on see the commit...
-            self.segments()  # ...and the new segment's frequencies, read here, not by one
+        self.warm()  # searches from now on see the commit, its segment already read
 
     def begin_rebuild(self) -> Rebuild:
         """Start a new generation; add documents in batches, then ``finish`` swaps it in."""

@@ -194,7 +194,8 @@ class Indexer:
 
     async def _round(self) -> None:
         """As the writer, apply the outbox; otherwise take over if the writer is gone,
-        or else just have the index open for searching (searches refresh themselves)."""
+        or else have the index open for searching and up to date with what the writer
+        committed (a search would refresh it itself, and wait for it)."""
         lock = self.writer_lock
         if lock.held and not await asyncio.to_thread(lock.is_current):
             logger.warning(
@@ -205,6 +206,8 @@ class Indexer:
             if not await asyncio.to_thread(lock.acquire):
                 if not self.index.is_open:
                     await asyncio.to_thread(self.index.open_existing)
+                if self.index.is_open:
+                    await asyncio.to_thread(self.index.warm)
                 return
             logger.info("process %d writes the search index in %s", os.getpid(), self.index.root)
             self._needs_rebuild = not await asyncio.to_thread(self.index.open)

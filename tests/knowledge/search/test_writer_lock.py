@@ -158,6 +158,34 @@ async def test_the_second_indexer_searches_what_the_first_writes_and_takes_over(
     assert not reader.is_writer, "stopping gives the lock up"
 
 
+async def test_a_reader_brings_its_searcher_up_to_date_before_anyone_searches(
+    db: Database, tmp_path: Path
+) -> None:
+    # A server's other workers: a new searcher after each write is opened by their
+    # indexer's round, not by the next suggestion, which would wait for it.
+    root = tmp_path / "index"
+    writer = Indexer(db, SearchIndex(root), poll_interval=0.05)
+    reader = Indexer(db, SearchIndex(root), poll_interval=NEVER)
+    try:
+        await writer.start()
+        await reader.start()
+        assert not reader.is_writer
+        before = reader.index._searcher
+        await publish(db, PUFFIN)
+        await until(lambda: before is not None and not before.up_to_date(), "the writer to apply")
+        assert reader.index._searcher is before, "nothing searched: nothing refreshed yet"
+        reader.notify()
+        await until(
+            lambda: reader.index._searcher is not before and "segments" in reader.index.memo(),
+            "the reader's round to open the new searcher",
+        )
+        assert reader.index._searcher is not None
+        assert reader.index._searcher.up_to_date()
+    finally:
+        await writer.stop()
+        await reader.stop()
+
+
 async def test_a_reader_creates_nothing_and_builds_the_index_once_the_lock_is_free(
     db: Database, tmp_path: Path
 ) -> None:
