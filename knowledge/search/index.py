@@ -37,6 +37,7 @@ from whoosh.query import Query
 from whoosh.searching import Searcher
 
 from knowledge.config import POSTINGS_CACHE_BYTES
+from knowledge.search import buffer_files
 from knowledge.search.arrays import Frequencies, PostingsCache, read_postings
 from knowledge.search.documents import Document
 from knowledge.search.schema import (
@@ -51,6 +52,7 @@ from knowledge.search.segment_arrays import SegmentArrays
 from knowledge.search.weighting import BM25F
 
 logger = logging.getLogger("knownfix.search")
+buffer_files.install()
 
 CURRENT = "current"
 WRITE_TIMEOUT_SECONDS = 10.0
