@@ -450,7 +450,7 @@ async def time_all(
     run: Callable[[dict[str, Any]], Awaitable[list[Family]]],
     before: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """Warm up, then time every query (after ``before``, not timed); latencies per kind
+    """Warm up, then time every query (after ``before``, timed apart); latencies per kind
     and how often the top 5 held an article of the query's own product and error."""
     warm = [q for q in queries if q["kind"] == "short"][: WARMUP // 2]
     warm += [q for q in queries if q["kind"] == "long"][: WARMUP // 2]
@@ -458,10 +458,13 @@ async def time_all(
         await run(query)
     times: dict[str, list[float]] = {kind: [] for kind in KINDS}
     same: dict[str, int] = dict.fromkeys(KINDS, 0)
+    befores: list[float] = []
     began = time.perf_counter()
     for done, query in enumerate(queries, start=1):
         if before is not None:
+            started = time.perf_counter()
             await before(query)
+            befores.append(time.perf_counter() - started)
         started = time.perf_counter()
         top = await run(query)
         times[query["kind"]].append(time.perf_counter() - started)
@@ -471,6 +474,7 @@ async def time_all(
     return {
         "latency_ms": {kind: summary(values) for kind, values in times.items()},
         "family_at_5": {kind: same[kind] / max(1, len(times[kind])) for kind in KINDS},
+        **({"before_ms": summary(befores)} if befores else {}),
     }
 
 
@@ -856,6 +860,9 @@ def report(ours: dict[str, Any], base: dict[str, Any], minutes: float) -> str:
                 o = passed["latency_ms"][kind]
                 out.append(f"  {kind}: p50 {o['p50']:,.1f}  p95 {o['p95']:,.1f}  "
                            f"fam@5 {passed['family_at_5'][kind]:.0%}")  # fmt: skip
+            if written := passed.get("before_ms"):
+                out.append(f"  the write itself (reported, resolved, applied): "
+                           f"p50 {written['p50']:,.1f}  p95 {written['p95']:,.1f}")  # fmt: skip
     out += [
         "",
         corpus.table(
