@@ -275,7 +275,7 @@ class SearchIndex:
         key = ("df", field, text)
         found = memo.get(key)
         if found is None:
-            view: SearcherSegments = memo.get("segments") or self._segments(memo)
+            view = self._segments(memo)
             term = (field, text)
             found = self._carried_frequency(view, term)
             if field in TEXT_FIELDS:
@@ -293,7 +293,7 @@ class SearchIndex:
         key = ("text", text)
         found = memo.get(key)
         if found is None:
-            view: SearcherSegments = memo.get("segments") or self._segments(memo)
+            view = self._segments(memo)
             if (found := view.carried.text_frequencies.get(text)) is None:
                 found = sum(self._carried_frequency(view, (f, text)) for f in WRITTEN_FIELDS)
                 view.carried.text_frequencies[text] = found
@@ -324,10 +324,12 @@ class SearchIndex:
     def segments(self) -> SearcherSegments:
         """The current searcher's segments (call under ``reading``), with their kept
         frequencies and what is carried over for those it shares with earlier ones."""
-        memo = self.memo()
-        return memo.get("segments") or self._segments(memo)
+        return self._segments(self.memo())
 
     def _segments(self, memo: dict[Any, Any]) -> SearcherSegments:
+        found: SearcherSegments | None = memo.get("segments")
+        if found is not None:
+            return found
         leaves = [
             (segment, self._frequencies(segment))
             for segment, _ in self.searcher().reader().leaf_readers()
