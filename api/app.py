@@ -240,7 +240,7 @@ def create_app(
     ``settle_after_start``: ``heap.settle()`` once started (a server process; not a
     test process, which starts app after app)."""
     own_db = db is None
-    database = db or Database(settings.database_url)
+    database = db or settings.database()
     indexer = Indexer(
         database,
         SearchIndex(settings.index_dir, postings_cache_bytes=settings.search_cache_bytes),

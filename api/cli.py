@@ -29,7 +29,7 @@ from knowledge.accounts.models import User
 from knowledge.accounts.principal import SYSTEM
 from knowledge.accounts.roles import Role
 from knowledge.config import ConfigError, Settings, validate_database_url
-from knowledge.db import Database, DatabaseBusyError, utcnow
+from knowledge.db import DatabaseBusyError, utcnow
 from knowledge.errors import DomainError
 from knowledge.transfer.service import ImportReport
 
@@ -74,7 +74,7 @@ def _ensure_var_dir(settings: Settings) -> None:
 
 async def _upgrade(settings: Settings, revision: str) -> str | None:
     _ensure_var_dir(settings)
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         await migrate.upgrade(db.engine, revision)
         return await migrate.current_revision(db.engine)
@@ -83,7 +83,7 @@ async def _upgrade(settings: Settings, revision: str) -> str | None:
 
 
 async def _current(settings: Settings) -> tuple[str | None, str | None]:
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         return await migrate.current_revision(db.engine), migrate.head_revision()
     finally:
@@ -94,7 +94,7 @@ async def _prepare_for_serving(settings: Settings) -> None:
     """Refuse to serve an out-of-date schema; seed a fresh development database."""
     from knowledge.demo import loader
 
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         current, head = await migrate.current_revision(db.engine), migrate.head_revision()
         if current != head:
@@ -203,7 +203,7 @@ async def _create_token(settings: Settings, args: argparse.Namespace) -> str:
     from knowledge.db import utcnow
 
     role = Role.parse(args.role)
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         async with db.transaction() as session:
             user = await session.scalar(sa.select(User).where(User.username == args.user))
@@ -260,7 +260,7 @@ def cmd_schema_export(args: argparse.Namespace) -> int:
 async def _load_demo(settings: Settings) -> str:
     from knowledge.demo import loader
 
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         async with db.transaction() as session:
             report = await loader.load(session)
@@ -298,7 +298,7 @@ async def _reindex(settings: Settings, wait: float) -> str:
     from knowledge.search.sync import Indexer
     from knowledge.search.writer_lock import request_rebuild
 
-    db = Database(settings.database_url)
+    db = settings.database()
     index = SearchIndex(settings.index_dir, postings_cache_bytes=settings.search_cache_bytes)
     indexer = Indexer(db, index)
     lock, root = indexer.writer_lock, settings.index_dir
@@ -358,7 +358,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 async def _prune_outbox(settings: Settings, days: int) -> int:
     from knowledge.outbox.service import prune
 
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         return await prune(db=db, older_than=utcnow() - dt.timedelta(days=days))
     finally:
@@ -381,7 +381,7 @@ def cmd_outbox_prune(args: argparse.Namespace) -> int:
 async def _import(settings: Settings, path: Path, dry_run: bool) -> ImportReport:
     from knowledge.transfer import service as transfer
 
-    db = Database(settings.database_url)
+    db = settings.database()
     bar = ProgressBar("importing")
     try:
         async with db.transaction() as session:
@@ -413,7 +413,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 async def _export(settings: Settings) -> dict[str, str]:
     from knowledge.transfer import service as transfer
 
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         async with db.read() as session:
             return await transfer.export_files(session)
@@ -437,7 +437,7 @@ async def _create_alert_source(settings: Settings, args: argparse.Namespace) -> 
     from knowledge.alerts import service as alerts
     from knowledge.catalog.models import Service
 
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         async with db.transaction() as session:
             service_id = None

@@ -134,7 +134,7 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 async def _search(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    db = Database(settings.database_url)
+    db = settings.database()
     index: SearchIndex | None = None
     try:
         principal = await principal_from_env(db)
@@ -214,7 +214,7 @@ def read_draft(args: argparse.Namespace) -> tuple[str, str]:
 
 async def _suggest(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     title, description = read_draft(args)
-    db = Database(settings.database_url)
+    db = settings.database()
     index: SearchIndex | None = None
     try:
         principal = await principal_from_env(db)
@@ -270,7 +270,7 @@ def incident_number(value: str) -> str:
 
 
 async def _incident(settings: Settings, number: str) -> dict[str, Any]:
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         principal = await principal_from_env(db)
         async with db.read() as session:

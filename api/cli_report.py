@@ -29,7 +29,7 @@ from api.cli_agents import (
 )
 from knowledge.catalog.models import Service
 from knowledge.config import Settings
-from knowledge.db import Database, utcnow
+from knowledge.db import utcnow
 from knowledge.reports import service as reports
 from knowledge.search.index import SearchIndex
 
@@ -193,7 +193,7 @@ def render_report(view: dict[str, Any]) -> list[str]:
 
 
 async def _report(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    db = Database(settings.database_url)
+    db = settings.database()
     index: SearchIndex | None = None
     try:
         principal = await principal_from_env(db)

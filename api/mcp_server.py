@@ -175,7 +175,7 @@ class Runtime:
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:
-        db = Database(settings.database_url)
+        db = settings.database()
         try:
             started_as = await principal_from_env(db)
             index = SearchIndex(

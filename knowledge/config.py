@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from knowledge.db import SQLITE_WRITE_WAIT_MS, Database
+
 if TYPE_CHECKING:
     from knowledge.incidents.policy import IncidentPolicy
 
@@ -35,6 +37,8 @@ LIMIT_VARIABLES = (
     ("KNOWNFIX_MAX_TOKENS", "max_tokens", 100, 1_000_000),
     ("KNOWNFIX_MAX_QUERY_COST", "max_query_cost", 1, 100_000_000),
     ("KNOWNFIX_MAX_BODY_BYTES", "max_body_bytes", 1_000, 100_000_000),
+    # How long a write waits for the other processes' writers to an SQLite file.
+    ("KNOWNFIX_SQLITE_WRITE_WAIT_MS", "sqlite_write_wait_ms", 100, 3_600_000),
 )
 # The response cache of read queries (api/response_cache.py): 0 bytes turns it off.
 CACHE_VARIABLES = (
@@ -74,6 +78,7 @@ class Settings:
     max_tokens: int = 2_000
     max_query_cost: int = 100_000
     max_body_bytes: int = 1_000_000
+    sqlite_write_wait_ms: int = SQLITE_WRITE_WAIT_MS
     response_cache_bytes: int = 64 * 1024 * 1024
     response_cache_entry_bytes: int = 1024 * 1024
     search_cache_bytes: int = POSTINGS_CACHE_BYTES
@@ -106,6 +111,10 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def database(self) -> Database:
+        """The database these settings name, with their limits (not yet connected)."""
+        return Database(self.database_url, write_wait=self.sqlite_write_wait_ms / 1000)
 
     @property
     def var_dir(self) -> Path:

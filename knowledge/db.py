@@ -53,8 +53,9 @@ NAMING_CONVENTION = {
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # How long a write waits for the other processes' writers on this host before it gives
-# up with DatabaseBusyError. They take turns, so this is their queue's length in time.
-SQLITE_WRITE_WAIT_SECONDS = 30.0
+# up with DatabaseBusyError (``KNOWNFIX_SQLITE_WRITE_WAIT_MS``). They take turns, so this
+# is their queue's length in time.
+SQLITE_WRITE_WAIT_MS = 30_000
 SQLITE_BUSY = 5  # sqlite3's primary result code; extended codes keep it in the low byte
 # What a socket reports when the database server is down or cannot be reached.
 UNREACHABLE_ERRNOS = frozenset(
@@ -404,8 +405,11 @@ _writing: contextvars.ContextVar[bool] = contextvars.ContextVar("knownfix_writin
 class Database:
     """The process's engine and its two kinds of transaction."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(
+        self, url: str, *, write_wait: float = SQLITE_WRITE_WAIT_MS / 1000, **engine_kwargs: Any
+    ) -> None:
         self.url = url
+        self.write_wait = write_wait  # seconds; SQLite only
         self.engine = create_engine(url, **engine_kwargs)
         self.is_sqlite = url.startswith("sqlite")
         write_engine = (
@@ -492,7 +496,7 @@ class Database:
                 if self._host_writers is None:
                     yield
                 else:
-                    async with self._host_writers.hold(SQLITE_WRITE_WAIT_SECONDS):
+                    async with self._host_writers.hold(self.write_wait):
                         yield
             finally:
                 _writing.reset(token)

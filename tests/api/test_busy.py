@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from api.cli import main
-from knowledge import db as db_module
 from knowledge.accounts.roles import Role
 from knowledge.db import Database
 from tests.conftest import TEST_DATABASE_URL
@@ -50,7 +49,7 @@ async def test_a_write_kept_waiting_by_another_process_is_a_retryable_503(
 ) -> None:
     # given an admin whose token's first use is still to be recorded (a write too)
     admin = await accounts.create(Role.ADMIN)
-    monkeypatch.setattr(db_module, "SQLITE_WRITE_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(db, "write_wait", 0.2)
     headers = {"Authorization": f"Bearer {admin.token}"}
 
     # when another process holds the write lock past the wait
@@ -72,7 +71,7 @@ async def test_a_write_kept_waiting_by_another_process_is_a_retryable_503(
 async def test_a_command_kept_waiting_says_the_database_is_busy_and_changes_nothing(
     db: Database, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db_module, "SQLITE_WRITE_WAIT_SECONDS", 0.2)
+    monkeypatch.setenv("KNOWNFIX_SQLITE_WRITE_WAIT_MS", "200")
     argv = ["token", "create", "--user", "ops", "--role", "admin", "--database-url", db.url]
 
     with writers_lock_held(db):

@@ -57,6 +57,8 @@ def test_every_variable_is_read() -> None:
         ("KNOWNFIX_RESPONSE_CACHE_BYTES", "64MB", "expected a whole number"),
         ("KNOWNFIX_RESPONSE_CACHE_ENTRY_BYTES", "-1", "expected a whole number"),
         ("KNOWNFIX_SEARCH_CACHE_BYTES", "1e9", "expected a whole number"),
+        ("KNOWNFIX_SQLITE_WRITE_WAIT_MS", "30s", "expected a whole number"),
+        ("KNOWNFIX_SQLITE_WRITE_WAIT_MS", "0", "between 100 and 3600000"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str, complaint: str) -> None:
@@ -89,3 +91,12 @@ def test_the_response_cache_is_on_by_default_and_zero_bytes_turn_it_off() -> Non
 def test_the_search_cache_size_is_a_setting() -> None:
     assert Settings.from_env({}).search_cache_bytes == 256 * 1024 * 1024
     assert Settings.from_env({"KNOWNFIX_SEARCH_CACHE_BYTES": "0"}).search_cache_bytes == 0
+
+
+def test_how_long_an_sqlite_write_waits_for_other_processes_is_a_setting() -> None:
+    # A host whose processes queue many writes at once can wait longer than 30 s
+    # before a write gives up as busy; an interactive one can give up sooner.
+    assert Settings.from_env({}).database().write_wait == 30.0
+    settings = Settings.from_env({"KNOWNFIX_SQLITE_WRITE_WAIT_MS": "2500"})
+    assert settings.sqlite_write_wait_ms == 2500
+    assert settings.database().write_wait == 2.5

@@ -244,14 +244,13 @@ def writers_lock_held(db: Database) -> Iterator[None]:
 
 @pytest.mark.skipif(TEST_DATABASE_URL != "", reason="SQLite's single writer")
 async def test_a_write_that_waits_too_long_for_another_process_is_busy_and_writes_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'busy.db'}")
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'busy.db'}", write_wait=0.2)
     try:
         async with db.engine.begin() as connection:
             await connection.run_sync(Counter.__table__.create)
             await connection.execute(sa.text("CREATE TABLE notes (n INTEGER)"))
-        monkeypatch.setattr(db_module, "SQLITE_WRITE_WAIT_SECONDS", 0.2)
 
         with writers_lock_held(db), pytest.raises(DatabaseBusyError) as raised:
             async with db.transaction() as session:
