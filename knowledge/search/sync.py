@@ -56,6 +56,11 @@ REPORTED_RELATIONS = (LinkRelation.RESOLVED_BY, LinkRelation.ACCEPTED)
 REPORTED_KEPT = 50
 REPORTED_CHARS = 2000
 PRUNE_INTERVAL = 3600.0  # seconds between the writer's prunings of old outbox rows
+# How often a process that does not write the index looks for the writer's commits (a
+# link and a directory listing when nothing changed). A search that meets a commit
+# first opens the new searcher and reads its segment itself, with its caller waiting;
+# looking once per outbox poll left that to nearly every search after a write.
+FOLLOW_INTERVAL = 0.05
 
 
 async def load_documents(
@@ -138,8 +143,8 @@ class Indexer:
 
     Processes sharing an index directory (``--workers N``) each have an ``Indexer``,
     but only the holder of the directory's ``WriterLock`` writes; the others search
-    what it wrote and try the lock again on every round, so one of them takes over
-    when the writer exits.
+    what it wrote, opening each of its commits within ``follow_interval`` seconds, and
+    try the lock again on every round, so one of them takes over when the writer exits.
 
     With ``outbox_retention``, the writer also deletes outbox rows older than that,
     every ``prune_interval`` seconds, after it has applied them itself. An index
@@ -156,10 +161,12 @@ class Indexer:
         gap_timeout: float | None = None,
         outbox_retention: dt.timedelta | None = None,
         prune_interval: float = PRUNE_INTERVAL,
+        follow_interval: float = FOLLOW_INTERVAL,
     ) -> None:
         self.db = db
         self.index = index
         self.poll_interval = poll_interval
+        self.follow_interval = follow_interval
         self.outbox_retention = outbox_retention
         self.prune_interval = prune_interval
         self._next_prune = 0.0  # monotonic time; the first writer round prunes
@@ -272,10 +279,15 @@ class Indexer:
 
     async def _follow(self) -> None:
         while not self._stopping:
+            interval = (
+                self.poll_interval
+                if self.is_writer
+                else min(self.poll_interval, self.follow_interval)
+            )
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
             # cancellation that races with the event, and stop() then waits for ever.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_interval):
+                async with asyncio.timeout(interval):
                     await self._wake.wait()
             self._wake.clear()
             try:

@@ -165,7 +165,7 @@ async def test_a_reader_brings_its_searcher_up_to_date_before_anyone_searches(
     # indexer's round, not by the next suggestion, which would wait for it.
     root = tmp_path / "index"
     writer = Indexer(db, SearchIndex(root), poll_interval=0.05)
-    reader = Indexer(db, SearchIndex(root), poll_interval=NEVER)
+    reader = Indexer(db, SearchIndex(root), poll_interval=NEVER, follow_interval=NEVER)
     try:
         await writer.start()
         await reader.start()
@@ -181,6 +181,33 @@ async def test_a_reader_brings_its_searcher_up_to_date_before_anyone_searches(
         )
         assert reader.index._searcher is not None
         assert reader.index._searcher.up_to_date()
+    finally:
+        await writer.stop()
+        await reader.stop()
+
+
+async def test_a_reader_opens_each_commit_of_the_writer_without_being_told(
+    db: Database, tmp_path: Path
+) -> None:
+    # On SQLite nothing tells the other workers that the writer committed, and the
+    # outbox poll is a second: they look at the index directory much more often.
+    root = tmp_path / "index"
+    writer = Indexer(db, SearchIndex(root), poll_interval=0.05)
+    reader = Indexer(db, SearchIndex(root), poll_interval=NEVER)
+
+    async def commit_is_opened(article: tuple[str, str]) -> None:
+        before = reader.index._searcher
+        await publish(db, article)
+        await until(lambda: reader.index._searcher is not before, "the reader to open it")
+        assert reader.index._searcher is not None
+        assert reader.index._searcher.up_to_date()
+
+    try:
+        await writer.start()
+        await reader.start()
+        assert not reader.is_writer
+        await commit_is_opened(PUFFIN)
+        await commit_is_opened(OCELOT)
     finally:
         await writer.stop()
         await reader.stop()
