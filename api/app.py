@@ -44,6 +44,7 @@ from knowledge.errors import AuthenticationError
 from knowledge.incidents.policy import IncidentPolicy
 from knowledge.outbox.dispatch import EventDispatcher
 from knowledge.outbox.listener import OutboxListener
+from knowledge.outbox.watcher import CommitWatcher
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
 
@@ -248,11 +249,12 @@ def create_app(
     )
     events = EventDispatcher(database)
     # Commits by other processes reach this one's followers through NOTIFY on
-    # PostgreSQL; on SQLite (one host) they are polled.
-    listener = (
-        None
+    # PostgreSQL; on SQLite (one host) through the data version they move.
+    followers = [indexer.notify, events.notify]
+    listener: OutboxListener | CommitWatcher = (
+        CommitWatcher(database, followers)
         if database.is_sqlite
-        else OutboxListener(database.url, [indexer.notify, events.notify])
+        else OutboxListener(database.url, followers)
     )
     policy = settings.incident_policy()
     time = clock or SystemClock()
@@ -269,18 +271,16 @@ def create_app(
         # Catch up with everything committed while we were down before serving.
         await indexer.start()
         await events.start()
-        database.on_commit.extend([indexer.notify, events.notify])
-        if listener is not None:
-            await listener.start()
+        database.on_commit.extend(followers)
+        await listener.start()
         if settle_after_start:
             heap.settle()
         try:
             yield
         finally:
-            if listener is not None:
-                await listener.stop()
-            database.on_commit.remove(indexer.notify)
-            database.on_commit.remove(events.notify)
+            await listener.stop()
+            for follower in followers:
+                database.on_commit.remove(follower)
             await events.stop()
             await indexer.stop()
             if own_db:
