@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from api import indexer_process
 from api.progress import ProgressBar
 from knowledge import migrate
 from knowledge.accounts import tokens
@@ -145,8 +146,6 @@ def serving_app() -> Starlette:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     settings = _settings(args)
     if not 1 <= args.workers <= MAX_WORKERS:
         raise ConfigError(
@@ -162,14 +161,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         KNOWNFIX_HOST=settings.host,
         KNOWNFIX_PORT=str(settings.port),
     )
+    writer = indexer_process.start_beside_server()
     _out(
         f"Knownfix ({settings.env.value}) serving GraphQL at http://{settings.host}:{settings.port}/graphql"
         + (f" with {args.workers} worker processes" if args.workers > 1 else "")
+        + (f", the index written by process {writer.pid}" if writer else "")
     )
+    try:
+        _serve(settings, args.workers)
+    finally:
+        if writer is not None:
+            indexer_process.stop(writer)
+    return 0
+
+
+def _serve(settings: Settings, workers: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         "api.cli:serving_app",
         factory=True,
-        workers=args.workers,
+        workers=workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -177,7 +189,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         ws_max_size=settings.max_body_bytes,  # a websocket message is a request body too
     )
-    return 0
+
+
+def cmd_indexer(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _configure_logging(settings)
+    _ensure_var_dir(settings)
+    return asyncio.run(indexer_process.run(settings, parent=args.parent, ready=args.ready))
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -513,6 +531,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes on this host; they share the index directory, one writes it",
     )
     serve.set_defaults(handler=cmd_serve)
+
+    indexer = with_database(
+        commands.add_parser(
+            "indexer", help="keep the search index in step with the database (serve runs one)"
+        )
+    )
+    indexer.add_argument("--index-dir", help="overrides KNOWNFIX_INDEX_DIR")
+    indexer.add_argument("--parent", type=int, help=argparse.SUPPRESS)
+    indexer.add_argument("--ready", action="store_true", help=argparse.SUPPRESS)
+    indexer.set_defaults(handler=cmd_indexer)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True, metavar="ACTION"

@@ -116,8 +116,11 @@ class SearchIndex:
         *,
         write_timeout: float = WRITE_TIMEOUT_SECONDS,
         postings_cache_bytes: int = POSTINGS_CACHE_BYTES,
+        warm_after_write: bool = True,
     ) -> None:
         self.root = root
+        # Off in a process that writes and does not search (``knownfix indexer``).
+        self.warm_after_write = warm_after_write
         # Postings read into arrays for the suggestion searches (``arrays``), kept
         # across searchers: they are per segment, and segments never change. Large
         # segments' postings come from files written beside them (``segment_arrays``):
@@ -435,7 +438,8 @@ class SearchIndex:
             except BaseException:
                 abandon(writer)
                 raise
-        self.warm()  # searches from now on see the commit, its segment already read
+        if self.warm_after_write:
+            self.warm()  # searches from now on see the commit, its segment already read
 
     def begin_rebuild(self) -> Rebuild:
         """Start a new generation; add documents in batches, then ``finish`` swaps it in."""

@@ -1,7 +1,7 @@
 """Several real ``knownfix serve`` processes on one database.
 
-Workers on one host share an index directory: exactly one writes it, the others
-search it, and another takes over when the writer dies. Hosts on PostgreSQL keep
+Workers on one host share an index directory: a process beside them writes it, they
+search it, and one of them takes over when the writer dies. Hosts on PostgreSQL keep
 their own index directories: an article created through one is found through the
 other, and a subscriber on one hears what happens through the other.
 
@@ -24,11 +24,12 @@ import pytest
 import sqlalchemy as sa
 import websockets
 
+from api.indexer_process import READY
 from knowledge.db import Database
 from knowledge.outbox.listener import APPLICATION_NAME
 from knowledge.search.writer_lock import WriterLock
 from tests.conftest import TEST_DATABASE_URL, DatabaseFactory
-from tests.servers import Server, environment, serving, upgrade
+from tests.servers import KNOWNFIX, Server, environment, serving, upgrade
 
 pytestmark = pytest.mark.slow
 postgresql_only = pytest.mark.skipif(
@@ -140,7 +141,7 @@ JACKAL = (
 )
 
 
-async def test_workers_share_one_index_that_exactly_one_of_them_writes(
+async def test_workers_search_one_index_that_a_process_beside_them_writes(
     database_factory: DatabaseFactory, tmp_path: Path
 ) -> None:
     env = environment(await database_factory.create())
@@ -156,13 +157,17 @@ async def test_workers_share_one_index_that_exactly_one_of_them_writes(
             return workers if len(workers) == 2 else None
 
         await eventually(both_ready, "both workers to answer, ready")
-        assert sorted(workers.values()) == [False, True], workers
-        writer = next(pid for pid, writes in workers.items() if writes)
+        # The index writer is a process of its own, so that indexing never holds up
+        # a worker's requests; the server names it.
+        assert sorted(workers.values()) == [False, False], workers
         index_dir = tmp_path / "var" / "index"
-        assert WriterLock(index_dir).holder() == writer
+        writer = WriterLock(index_dir).holder()
+        assert writer is not None
+        assert writer not in workers
+        assert f"the index written by process {writer}" in server.log
         assert not WriterLock(index_dir).acquire(), "the writer holds the lock"
 
-        # Written by one, found through both.
+        # Written through a worker, found through both.
         await publish(server, token, *WOMBAT)
         found_by: set[int] = set()
 
@@ -175,7 +180,7 @@ async def test_workers_share_one_index_that_exactly_one_of_them_writes(
 
         await eventually(found_by_both, "both workers to find the new article")
 
-        # The writer dies; the other worker (or the one uvicorn starts instead) takes over.
+        # The writer dies; a worker takes over.
         os.kill(writer, signal.SIGKILL)
 
         async def new_writer() -> int | None:
@@ -184,8 +189,8 @@ async def test_workers_share_one_index_that_exactly_one_of_them_writes(
             process = answer[0]["process"]
             return process["pid"] if process["indexWriter"] else None
 
-        successor = await eventually(new_writer, "another worker to write the index")
-        assert successor != writer
+        successor = await eventually(new_writer, "a worker to write the index")
+        assert successor in workers
         await publish(server, token, *JACKAL)
 
         async def found_jackal() -> list[str] | None:
@@ -196,6 +201,56 @@ async def test_workers_share_one_index_that_exactly_one_of_them_writes(
             JACKAL[0]
         ]
         assert WriterLock(index_dir).holder() == successor
+
+
+async def test_a_server_killed_outright_leaves_no_index_writer_behind(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    # One left behind would hold the lock, and the next server's writes would wait
+    # for it to go (or never be indexed, if it kept running).
+    env = environment(await database_factory.create())
+    await upgrade(tmp_path, env)
+    index_dir = tmp_path / "var" / "index"
+    async with serving(tmp_path, env) as server:
+        writer = WriterLock(index_dir).holder()
+        assert writer is not None
+        assert writer != server.process.pid
+        server.kill()
+        await server.process.wait()
+
+    async def lock_free() -> bool | None:
+        lock = WriterLock(index_dir)
+        if lock.acquire():
+            lock.release()
+            return True
+        return None
+
+    await eventually(lock_free, "the index writer to stop with its server")
+
+
+async def test_the_indexer_command_writes_the_index_until_it_is_stopped(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    # As a unit of its own (a container, a systemd service) beside servers.
+    env = environment(await database_factory.create())
+    await upgrade(tmp_path, env)
+    index_dir = tmp_path / "var" / "index"
+    process = await asyncio.create_subprocess_exec(
+        KNOWNFIX, "indexer", "--ready", cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), DEADLINE)
+        assert line.decode().strip() == READY
+        assert WriterLock(index_dir).holder() == process.pid
+        assert not WriterLock(index_dir).acquire()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        status = await asyncio.wait_for(process.wait(), DEADLINE)
+    assert status == 0, "a clean stop"
+    lock = WriterLock(index_dir)
+    assert lock.acquire(), "it let go of the lock"
+    lock.release()
 
 
 # --- hosts on PostgreSQL -----------------------------------------------------------------
@@ -235,7 +290,8 @@ async def test_each_host_listens_for_outbox_notifications(hosts: Hosts) -> None:
             ),
             {"name": APPLICATION_NAME},
         )
-    assert listeners == 2
+    # On each host: its one worker (subscriptions) and its index writer.
+    assert listeners == 2 * 2
 
 
 @postgresql_only

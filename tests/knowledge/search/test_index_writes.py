@@ -94,3 +94,22 @@ def test_a_commit_that_fails_half_way_leaves_the_index_writable(tmp_path: Path) 
         assert keys(reopened) == {"article:1", "article:3"}
     finally:
         reopened.close()
+
+
+def test_a_write_makes_the_next_searcher_ready_unless_the_process_only_writes(
+    tmp_path: Path,
+) -> None:
+    # A server's searches would pay for opening it; ``knownfix indexer`` searches nothing.
+    for warm in (True, False):
+        index = SearchIndex(tmp_path / str(warm), warm_after_write=warm)
+        index.open()
+        try:
+            with index.reading():
+                before = index.searcher()
+            index.apply([{"key": "article:1", "kind": "article", "title": "kept"}], [], 1)
+            opened = index._searcher is not before
+            assert opened is warm
+            with index.reading():  # either way, the next search sees the write
+                assert index.run_query(q.Term("key", "article:1")).scored_length() == 1
+        finally:
+            index.close()
