@@ -528,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=1,
-        help="worker processes on this host; they share the index directory, one writes it",
+        help="worker processes on this host; they search one index, written beside them",
     )
     serve.set_defaults(handler=cmd_serve)
 
