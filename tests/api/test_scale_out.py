@@ -129,6 +129,14 @@ async def ask(server: Server, token: str, text: str) -> tuple[dict[str, Any], li
 
 # --- workers on one host -----------------------------------------------------------------
 
+
+async def one_host(database_factory: DatabaseFactory, workdir: Path) -> dict[str, str]:
+    """The environment of a host working in ``workdir`` on a new, upgraded database."""
+    env = environment(await database_factory.create())
+    await upgrade(workdir, env)
+    return env
+
+
 WOMBAT = (
     "Wombat batch exports truncate at midnight",
     "## Symptoms\nExports started before midnight stop at the date change.\n"
@@ -144,8 +152,7 @@ JACKAL = (
 async def test_workers_search_one_index_that_a_process_beside_them_writes(
     database_factory: DatabaseFactory, tmp_path: Path
 ) -> None:
-    env = environment(await database_factory.create())
-    await upgrade(tmp_path, env)
+    env = await one_host(database_factory, tmp_path)
     async with serving(tmp_path, env, "--workers", "2") as server:
         token = (tmp_path / "var" / "admin-token").read_text().strip()
         workers: dict[int, bool] = {}
@@ -208,8 +215,7 @@ async def test_a_server_killed_outright_leaves_no_index_writer_behind(
 ) -> None:
     # One left behind would hold the lock, and the next server's writes would wait
     # for it to go (or never be indexed, if it kept running).
-    env = environment(await database_factory.create())
-    await upgrade(tmp_path, env)
+    env = await one_host(database_factory, tmp_path)
     index_dir = tmp_path / "var" / "index"
     async with serving(tmp_path, env) as server:
         writer = WriterLock(index_dir).holder()
@@ -232,8 +238,7 @@ async def test_the_indexer_command_writes_the_index_until_it_is_stopped(
     database_factory: DatabaseFactory, tmp_path: Path
 ) -> None:
     # As a unit of its own (a container, a systemd service) beside servers.
-    env = environment(await database_factory.create())
-    await upgrade(tmp_path, env)
+    env = await one_host(database_factory, tmp_path)
     index_dir = tmp_path / "var" / "index"
     process = await asyncio.create_subprocess_exec(
         KNOWNFIX, "indexer", "--ready", cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE
