@@ -91,19 +91,22 @@ async def _current(settings: Settings) -> tuple[str | None, str | None]:
         await db.dispose()
 
 
+def _require_schema_at_head(current: str | None) -> None:
+    head = migrate.head_revision()
+    if current != head:
+        raise ConfigError(
+            "KNOWNFIX_DATABASE_URL",
+            f"database schema is at {current}, this code needs {head}: run 'knownfix db upgrade'",
+        )
+
+
 async def _prepare_for_serving(settings: Settings) -> None:
     """Refuse to serve an out-of-date schema; seed a fresh development database."""
     from knowledge.demo import loader
 
     db = settings.database()
     try:
-        current, head = await migrate.current_revision(db.engine), migrate.head_revision()
-        if current != head:
-            raise ConfigError(
-                "KNOWNFIX_DATABASE_URL",
-                f"database schema is at {current}, this code needs {head}: "
-                "run 'knownfix db upgrade'",
-            )
+        _require_schema_at_head(await migrate.current_revision(db.engine))
         if settings.is_production:
             return
         async with db.transaction() as session:
@@ -195,6 +198,7 @@ def cmd_indexer(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _configure_logging(settings)
     _ensure_var_dir(settings)
+    _require_schema_at_head(asyncio.run(_current(settings))[0])  # as serve does
     return asyncio.run(indexer_process.run(settings, parent=args.parent, ready=args.ready))
 
 

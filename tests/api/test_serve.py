@@ -100,15 +100,16 @@ async def test_production_refuses_anonymous_callers_and_loads_no_demo(
     assert not (tmp_path / "var" / "admin-token").exists()
 
 
-async def test_serve_refuses_a_database_behind_the_code(
-    database_factory: DatabaseFactory, tmp_path: Path
+@pytest.mark.parametrize("command", ["serve", "indexer"])
+async def test_serve_and_its_indexer_refuse_a_database_behind_the_code(
+    database_factory: DatabaseFactory, tmp_path: Path, command: str
 ) -> None:
     env = environment(await database_factory.create())
+    port = ["--port", str(free_port())] if command == "serve" else []
     process = await asyncio.create_subprocess_exec(
         KNOWNFIX,
-        "serve",
-        "--port",
-        str(free_port()),
+        command,
+        *port,
         cwd=tmp_path,
         env=env,
         stdout=asyncio.subprocess.PIPE,
