@@ -43,8 +43,7 @@ from knowledge.db import Database, is_unreachable
 from knowledge.errors import AuthenticationError
 from knowledge.incidents.policy import IncidentPolicy
 from knowledge.outbox.dispatch import EventDispatcher
-from knowledge.outbox.listener import OutboxListener
-from knowledge.outbox.watcher import CommitWatcher
+from knowledge.outbox.watcher import other_processes_commits
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
 
@@ -248,14 +247,8 @@ def create_app(
         outbox_retention=settings.outbox_retention,
     )
     events = EventDispatcher(database)
-    # Commits by other processes reach this one's followers through NOTIFY on
-    # PostgreSQL; on SQLite (one host) through the data version they move.
     followers = [indexer.notify, events.notify]
-    listener: OutboxListener | CommitWatcher = (
-        CommitWatcher(database, followers)
-        if database.is_sqlite
-        else OutboxListener(database.url, followers)
-    )
+    listener = other_processes_commits(database, followers)
     policy = settings.incident_policy()
     time = clock or SystemClock()
     view = GraphQLView(database, settings, indexer.index, time, events, policy)

@@ -8,10 +8,9 @@ incident. ``serve`` starts this process before its workers, so that it takes the
 directory's writer lock and the workers only search; if it dies, a worker takes
 the lock over at its next look (``Indexer``), as when workers wrote the index.
 
-It hears commits as the workers do (``CommitWatcher`` on SQLite, NOTIFY on
-PostgreSQL) and stops with SIGTERM or SIGINT, or when the server that started it
-is gone (``--parent``): an index writer left behind would keep the lock from the
-next server's.
+It hears commits as the workers do (``other_processes_commits``) and stops with
+SIGTERM or SIGINT, or when the server that started it is gone (``--parent``): an
+index writer left behind would keep the lock from the next server's.
 """
 
 from __future__ import annotations
@@ -26,8 +25,7 @@ import subprocess
 import sys
 
 from knowledge.config import Settings
-from knowledge.outbox.listener import OutboxListener
-from knowledge.outbox.watcher import CommitWatcher
+from knowledge.outbox.watcher import other_processes_commits
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
 
@@ -50,11 +48,7 @@ async def run(settings: Settings, *, parent: int | None = None, ready: bool = Fa
         SearchIndex(settings.index_dir, postings_cache_bytes=0, warm_after_write=False),
         outbox_retention=settings.outbox_retention,
     )
-    heard: CommitWatcher | OutboxListener = (
-        CommitWatcher(db, [indexer.notify])
-        if db.is_sqlite
-        else OutboxListener(db.url, [indexer.notify])
-    )
+    heard = other_processes_commits(db, [indexer.notify])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGTERM, signal.SIGINT):

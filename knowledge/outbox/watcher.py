@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from knowledge.db import Database
+from knowledge.outbox.listener import OutboxListener
 
 logger = logging.getLogger("knownfix.outbox")
 
@@ -75,3 +76,11 @@ class CommitWatcher:
                 seen = version
                 self.watching.set()
             await asyncio.sleep(self.interval)
+
+
+def other_processes_commits(
+    db: Database, wake: Sequence[Callable[[], None]]
+) -> CommitWatcher | OutboxListener:
+    """What wakes this process's followers when another process commits: NOTIFY on
+    PostgreSQL, the data version on SQLite. Started and stopped by its owner."""
+    return CommitWatcher(db, wake) if db.is_sqlite else OutboxListener(db.url, wake)
