@@ -463,6 +463,7 @@ class Rebuild:
     def __init__(self, index: SearchIndex, name: str, writer: Any) -> None:
         self.index, self.name, self.writer = index, name, writer
         self.count = 0
+        self.finished = False
 
     def add(self, documents: Iterable[Document]) -> None:
         for document in documents:
@@ -474,8 +475,12 @@ class Rebuild:
         self.writer.commit(optimize=True)
         with self.index._write_lock:
             self.index._swap_in(self.name)
+        self.finished = True
 
     def abort(self) -> None:
+        """Give up a generation not swapped in yet (once it is, it is the index)."""
+        if self.finished:
+            return
         abandon(self.writer)
         shutil.rmtree(self.index.root / self.name, ignore_errors=True)
 

@@ -20,6 +20,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,6 +47,7 @@ from knowledge.search.index import SearchIndex
 from knowledge.search.writer_lock import WriterLock, rebuild_requests
 
 logger = logging.getLogger("knownfix.search")
+T = TypeVar("T")
 
 INDEXED_KINDS = ("article", "known_error", "incident")
 SEARCHABLE_INCIDENTS = (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
@@ -204,20 +206,20 @@ class Indexer:
         or else have the index open for searching and up to date with what the writer
         committed (a search would refresh it itself, and wait for it)."""
         lock = self.writer_lock
-        if lock.held and not await asyncio.to_thread(lock.is_current):
+        if lock.held and not await _in_thread(lock.is_current):
             logger.warning(
                 "the index directory %s was replaced; electing its writer again", lock.path.parent
             )
             lock.release()
         if not lock.held:
-            if not await asyncio.to_thread(lock.acquire):
+            if not await _in_thread(lock.acquire):
                 if not self.index.is_open:
-                    await asyncio.to_thread(self.index.open_existing)
+                    await _in_thread(self.index.open_existing)
                 if self.index.is_open:
-                    await asyncio.to_thread(self.index.warm)
+                    await _in_thread(self.index.warm)
                 return
             logger.info("process %d writes the search index in %s", os.getpid(), self.index.root)
-            self._needs_rebuild = not await asyncio.to_thread(self.index.open)
+            self._needs_rebuild = not await _in_thread(self.index.open)
         await self._step()
         # Only after a round that applied the outbox: an outage is reported once, by
         # the retry log of the indexing itself.
@@ -242,7 +244,7 @@ class Indexer:
     async def _step(self) -> None:
         try:
             # Asked for by ``knownfix reindex`` while this process holds the lock.
-            requests = await asyncio.to_thread(rebuild_requests, self.index.root)
+            requests = await _in_thread(rebuild_requests, self.index.root)
             if self._needs_rebuild or requests:
                 if requests:
                     logger.info("rebuilding the search index in %s on request", self.index.root)
@@ -314,7 +316,7 @@ class Indexer:
         applied = 0
         async with self._lock:
             while True:
-                last = await asyncio.to_thread(self.index.last_seq)
+                last = await _in_thread(self.index.last_seq)
                 async with self.db.read() as session:
                     entries = (
                         await session.execute(
@@ -343,7 +345,7 @@ class Indexer:
                         upserts += found
                         deletes += gone
                 seq = self._advance(last, [e[0] for e in entries])
-                await asyncio.to_thread(self.index.apply, upserts, deletes, seq)
+                await _in_thread(self.index.apply, upserts, deletes, seq)
                 applied += len(entries)
                 if seq == last or len(entries) < BATCH:
                     return applied
@@ -361,7 +363,7 @@ class Indexer:
             return await self._rebuild(progress)
 
     async def _rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
-        last = await asyncio.to_thread(self.index.last_seq)
+        last = await _in_thread(self.index.last_seq)
         async with self.db.read() as session:
             # Take the outbox position first: rows after it are applied again later,
             # and applying a newer state twice is harmless. Stop before a young gap:
@@ -376,17 +378,36 @@ class Indexer:
             start = max(last, await pruned_through(session=session))
             seq = self._advance(start or max(0, (ids[0] if ids else 1) - 1), ids)
             total = await _count_indexable(session)
-        rebuild = await asyncio.to_thread(self.index.begin_rebuild)
+        rebuild = await _in_thread(self.index.begin_rebuild)
         try:
             async for batch in _all_documents(self.db):
-                await asyncio.to_thread(rebuild.add, batch)
+                await _in_thread(rebuild.add, batch)
                 if progress is not None:
                     progress(rebuild.count, total)
-            await asyncio.to_thread(rebuild.finish, seq)
+            await _in_thread(rebuild.finish, seq)
         except BaseException:
-            await asyncio.to_thread(rebuild.abort)
+            await _in_thread(rebuild.abort)
             raise
         return rebuild.count
+
+
+async def _in_thread(function: Callable[..., T], /, *args: Any) -> T:
+    """``asyncio.to_thread``, except that a cancellation waits for the thread to return.
+
+    Cancelling the caller does not stop the thread: a stop that went on at once would
+    close the index and release the writer lock under a commit still being written,
+    or let a rebuild's clean-up delete the generation its ``finish`` is swapping in
+    (the index then points at nothing). So the stop waits for the one call in flight,
+    and the indexer stops between writes.
+    """
+    running = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait([running])
+        if not running.cancelled() and (error := running.exception()) is not None:
+            logger.warning("index work interrupted by a stop failed: %s", error)
+        raise
 
 
 async def _count_indexable(session: AsyncSession) -> int:

@@ -11,6 +11,7 @@ import gc
 import shutil
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -301,6 +302,77 @@ async def test_a_dangling_current_link_to_a_removed_generation_is_replaced(
     assert not (root / "gen-1").exists()
     await assert_rebuilt_from_database(db, root, old_generation)
     assert generation(root) != "gen-1"
+
+
+# --- stopping while a write is in flight --------------------------------------------
+
+
+class Gate:
+    """Stands in for the index's write lock (a real lock behind a gate): says when a
+    write has reached it, and holds the write there until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.opened = threading.Event()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self.reached.set()
+        self.opened.wait(PROCESS_TIMEOUT)
+        self._lock.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self._lock.release()
+
+
+async def still_running(task: asyncio.Task[None]) -> bool:
+    done, _ = await asyncio.wait([task], timeout=0.3)
+    return not done
+
+
+async def test_a_stop_during_a_write_waits_for_it_and_then_lets_go_of_the_index(
+    db: Database, tmp_path: Path
+) -> None:
+    root = tmp_path / "index"
+    indexer = Indexer(db, SearchIndex(root), poll_interval=NEVER)
+    await indexer.start()
+    gate = Gate()
+    indexer.index._write_lock = gate  # type: ignore[assignment]
+    await publish(db, GLACIER)
+    indexer.notify()
+    await asyncio.to_thread(gate.reached.wait, PROCESS_TIMEOUT)
+
+    stopping = asyncio.create_task(indexer.stop())
+    assert await still_running(stopping), "the stop waits for the write in flight"
+    assert indexer.writer_lock.held, "no other process may write while this one does"
+    gate.opened.set()
+    await stopping
+
+    assert not indexer.writer_lock.held
+    assert await asyncio.to_thread(on_disk, root) == (await max_outbox_id(db), 1)
+
+
+async def test_a_rebuild_stopped_while_it_swaps_in_leaves_the_index_whole(
+    db: Database, tmp_path: Path
+) -> None:
+    root = tmp_path / "index"
+    await build_index(db, root)
+    indexer = Indexer(db, SearchIndex(root), poll_interval=NEVER)
+    await indexer.start()
+    gate = Gate()
+    indexer.index._write_lock = gate  # type: ignore[assignment]
+    rebuilding = asyncio.create_task(indexer.rebuild())
+    await asyncio.to_thread(gate.reached.wait, PROCESS_TIMEOUT)
+
+    rebuilding.cancel()
+    assert await still_running(rebuilding), "the generation being swapped in is not removed"
+    gate.opened.set()
+    with pytest.raises(asyncio.CancelledError):
+        await rebuilding
+    await indexer.stop()
+
+    assert (root / CURRENT).resolve().is_dir(), "the index names a generation that exists"
+    assert await asyncio.to_thread(on_disk, root) == (await max_outbox_id(db), 4)
 
 
 # --- rebuilding under live searches -------------------------------------------------
