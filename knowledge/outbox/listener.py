@@ -89,8 +89,7 @@ class OutboxListener:
             self._task = None
 
     def _wake_all(self) -> None:
-        for callback in self.wake:
-            callback()
+        wake_all(self.wake)
 
     def _on_notification(self, *_: Any) -> None:
         self._wake_all()
@@ -140,3 +139,13 @@ class OutboxListener:
                     await connection.close(timeout=CONNECT_TIMEOUT)
                 except Exception:
                     connection.terminate()
+
+
+def wake_all(wake: Sequence[Callable[[], None]]) -> None:
+    """Call every follower's wake-up; one that fails is logged and the others still
+    hear of the commit (it must not end the task that listens for all of them)."""
+    for callback in wake:
+        try:
+            callback()
+        except Exception:
+            logger.exception("waking %r after a commit failed", callback)

@@ -8,10 +8,13 @@ to another worker heard of it late.
 
 Every committed write increases the data version (``Database.data_version``),
 which is read in microseconds on a connection of its own. Each process reads it
-every ``interval`` seconds and wakes its followers when it moved. Its own commits
+every ``interval`` seconds and wakes its followers when it moved, and once at its
+first read (or after reads failed): a commit made between a follower's catch-up
+at start and that read would otherwise wait for the next poll. Its own commits
 move it too; they have woken the followers already, and an extra wake-up only
 costs a look at the outbox. A read that fails (the file is being replaced, the
-disk is full) is logged once and tried again: the followers still poll.
+disk is full) is logged once and tried again: the followers still poll. A
+follower whose wake-up fails is logged, and the others are still woken.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from knowledge.db import Database
-from knowledge.outbox.listener import OutboxListener
+from knowledge.outbox.listener import OutboxListener, wake_all
 
 logger = logging.getLogger("knownfix.outbox")
 
@@ -67,12 +70,12 @@ class CommitWatcher:
                         error,
                     )
                 failing = True
+                seen = None
                 self.watching.clear()
             else:
                 failing = False
-                if seen is not None and version != seen:
-                    for callback in self.wake:
-                        callback()
+                if version != seen:
+                    wake_all(self.wake)
                 seen = version
                 self.watching.set()
             await asyncio.sleep(self.interval)
