@@ -14,7 +14,9 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import indexer_process
+from api import indexer_process, process_tree
 from api.progress import ProgressBar
 from knowledge import migrate
 from knowledge.accounts import tokens
@@ -143,6 +145,9 @@ def serving_app() -> Starlette:
     (``cmd_serve`` has put its command-line flags there)."""
     from api.app import create_app
 
+    if (supervisor := multiprocessing.parent_process()) is not None and supervisor.pid:
+        # A worker of ``serve --workers N``: it must not serve on after its server dies.
+        process_tree.stop_with(supervisor.pid)
     settings = Settings.from_env()
     _configure_logging(settings)
     return create_app(settings, settle_after_start=True)
@@ -164,18 +169,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
         KNOWNFIX_HOST=settings.host,
         KNOWNFIX_PORT=str(settings.port),
     )
+    # A stop asked for from here on ends in the ``finally`` that stops the index writer.
+    # With one worker, uvicorn shuts down gracefully and then raises SIGTERM again, for
+    # the handler it found: without this one, the default, which ends the process.
+    signal.signal(signal.SIGTERM, _stopped)
     writer = indexer_process.start_beside_server()
     _out(
         f"Knownfix ({settings.env.value}) serving GraphQL at http://{settings.host}:{settings.port}/graphql"
         + (f" with {args.workers} worker processes" if args.workers > 1 else "")
-        + (f", the index written by process {writer.pid}" if writer else "")
+        + _index_writer(writer)
     )
     try:
         _serve(settings, args.workers)
     finally:
         if writer is not None:
-            indexer_process.stop(writer)
+            indexer_process.stop(writer.process)
     return 0
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _index_writer(writer: indexer_process.Started | None) -> str:
+    if writer is None:
+        return ""
+    if writer.writing:
+        return f", the index written by process {writer.process.pid}"
+    return (
+        f", the index written by another server's process (process {writer.process.pid}"
+        " takes over when it stops)"
+    )
 
 
 def _serve(settings: Settings, workers: int) -> None:

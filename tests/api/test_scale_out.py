@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 import websockets
 
-from api.indexer_process import READY
+from api.indexer_process import READY, WAITING
 from knowledge.db import Database
 from knowledge.outbox.listener import APPLICATION_NAME
 from knowledge.search.writer_lock import WriterLock
@@ -127,6 +127,25 @@ async def ask(server: Server, token: str, text: str) -> tuple[dict[str, Any], li
         return ready, titles(await call(http, token, SEARCH, {"q": text}))
 
 
+async def ready_workers(server: Server, count: int) -> set[int]:
+    """The pids of ``count`` workers that have answered ready (uvicorn announces the port
+    before its workers have started)."""
+    workers: set[int] = set()
+
+    async def all_ready() -> set[int] | None:
+        # A connection of its own each time: the kernel spreads them over the workers.
+        async with httpx.AsyncClient(base_url=server.url, timeout=DEADLINE) as http:
+            try:
+                ready = (await http.get("/readyz")).json()
+            except httpx.ConnectError:
+                return None
+        if ready["status"] == "ready":
+            workers.add(ready["process"]["pid"])
+        return workers if len(workers) == count else None
+
+    return await eventually(all_ready, f"{count} workers to answer, ready")
+
+
 # --- workers on one host -----------------------------------------------------------------
 
 
@@ -210,17 +229,18 @@ async def test_workers_search_one_index_that_a_process_beside_them_writes(
         assert WriterLock(index_dir).holder() == successor
 
 
-async def test_a_server_killed_outright_leaves_no_index_writer_behind(
+async def test_a_server_killed_outright_leaves_no_process_behind(
     database_factory: DatabaseFactory, tmp_path: Path
 ) -> None:
-    # One left behind would hold the lock, and the next server's writes would wait
-    # for it to go (or never be indexed, if it kept running).
+    # A worker or index writer left behind would hold the lock, and the next server's
+    # writes would wait for it to go (or never be indexed, if it kept running).
     env = await one_host(database_factory, tmp_path)
     index_dir = tmp_path / "var" / "index"
-    async with serving(tmp_path, env) as server:
+    async with serving(tmp_path, env, "--workers", "2") as server:
+        workers = await ready_workers(server, 2)
         writer = WriterLock(index_dir).holder()
         assert writer is not None
-        assert writer != server.process.pid
+        assert writer not in (server.process.pid, *workers)
         server.kill()
         await server.process.wait()
 
@@ -231,7 +251,16 @@ async def test_a_server_killed_outright_leaves_no_index_writer_behind(
             return True
         return None
 
+    async def nobody_serving() -> bool | None:
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=DEADLINE) as http:
+                await http.get("/healthz")
+        except httpx.TransportError:
+            return True
+        return None
+
     await eventually(lock_free, "the index writer to stop with its server")
+    await eventually(nobody_serving, "the workers to stop with their server")
 
 
 async def test_the_indexer_command_writes_the_index_until_it_is_stopped(
@@ -240,13 +269,9 @@ async def test_the_indexer_command_writes_the_index_until_it_is_stopped(
     # As a unit of its own (a container, a systemd service) beside servers.
     env = await one_host(database_factory, tmp_path)
     index_dir = tmp_path / "var" / "index"
-    process = await asyncio.create_subprocess_exec(
-        KNOWNFIX, "indexer", "--ready", cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE
-    )
+    process = await indexer(tmp_path, env)
     try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), DEADLINE)
-        assert line.decode().strip() == READY
+        assert await ready_line(process) == READY
         assert WriterLock(index_dir).holder() == process.pid
         assert not WriterLock(index_dir).acquire()
     finally:
@@ -256,6 +281,79 @@ async def test_the_indexer_command_writes_the_index_until_it_is_stopped(
     lock = WriterLock(index_dir)
     assert lock.acquire(), "it let go of the lock"
     lock.release()
+
+
+async def test_an_indexer_started_beside_another_waits_and_then_takes_over(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    # Another server's index writer on the same directory (a restart that overlaps).
+    env = await one_host(database_factory, tmp_path)
+    index_dir = tmp_path / "var" / "index"
+    first = await indexer(tmp_path, env)
+    assert await ready_line(first) == READY
+    second = await indexer(tmp_path, env)
+    try:
+        assert await ready_line(second) == WAITING
+        assert WriterLock(index_dir).holder() == first.pid
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(first.wait(), DEADLINE) == 0
+
+        async def second_writes() -> bool | None:
+            return WriterLock(index_dir).holder() == second.pid or None
+
+        await eventually(second_writes, "the waiting indexer to take the lock")
+    finally:
+        for process in (first, second):
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(process.wait(), DEADLINE)
+
+
+async def test_the_indexer_command_stops_when_told_even_while_it_catches_up(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    # Catching up can take minutes (a first build of a large index): a stop must not
+    # wait for it, nor leave the process holding the lock.
+    env = await one_host(database_factory, tmp_path)
+    env["KNOWNFIX_SQLITE_WRITE_WAIT_MS"] = "600000"
+    index_dir = tmp_path / "var" / "index"
+    db = Database(env["KNOWNFIX_DATABASE_URL"])
+    try:
+        async with db.transaction() as session:
+            # Hold it up: on SQLite, writes (its first round prunes the outbox); on
+            # PostgreSQL, reading the outbox.
+            if db.is_sqlite:
+                await session.execute(sa.text("SELECT 1"))
+            else:
+                await session.execute(sa.text("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE"))
+            process = await indexer(tmp_path, env)
+
+            async def holding_the_lock() -> bool | None:
+                return WriterLock(index_dir).holder() == process.pid or None
+
+            await eventually(holding_the_lock, "the indexer to start catching up")
+            process.send_signal(signal.SIGTERM)
+            status = await asyncio.wait_for(process.wait(), DEADLINE)
+        assert process.stdout is not None
+        assert await process.stdout.read() == b"", "it never said it was ready"
+        assert status == 0
+        lock = WriterLock(index_dir)
+        assert lock.acquire(), "it let go of the lock"
+        lock.release()
+    finally:
+        await db.dispose()
+
+
+async def indexer(workdir: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """``knownfix indexer --ready``, as ``serve`` starts it."""
+    return await asyncio.create_subprocess_exec(
+        KNOWNFIX, "indexer", "--ready", cwd=workdir, env=env, stdout=asyncio.subprocess.PIPE
+    )
+
+
+async def ready_line(process: asyncio.subprocess.Process) -> str:
+    assert process.stdout is not None
+    return (await asyncio.wait_for(process.stdout.readline(), DEADLINE)).decode().strip()
 
 
 # --- hosts on PostgreSQL -----------------------------------------------------------------

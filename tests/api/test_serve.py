@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from pathlib import Path
 
 import httpx
@@ -64,8 +63,10 @@ async def test_first_start_loads_demo_data_and_serves_graphql(
         refused = await ws_handshake(server, {"Authorization": "Bearer kfx_" + "x" * 43})
         assert refused == {"closed": 4403}
 
-    # uvicorn finishes in-flight work, runs the lifespan shutdown, then re-raises SIGTERM.
-    assert server.process.returncode in (0, -signal.SIGTERM)
+    # uvicorn finishes in-flight work and runs the lifespan shutdown; then the server
+    # stops its index writer and exits as asked, not killed by its own signal.
+    assert server.process.returncode == 0
+    assert "the server that started this index writer is gone" not in server.log
     assert "Application shutdown complete" in "".join(server.output)
 
     # A second start finds the data and the token already there and adds nothing.
