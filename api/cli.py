@@ -170,9 +170,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         KNOWNFIX_PORT=str(settings.port),
     )
     # A stop asked for from here on ends in the ``finally`` that stops the index writer.
-    # With one worker, uvicorn shuts down gracefully and then raises SIGTERM again, for
-    # the handler it found: without this one, the default, which ends the process.
-    signal.signal(signal.SIGTERM, _stopped)
+    # With one worker, uvicorn shuts down gracefully and then raises the signal again,
+    # for the handler it found: without this one, SIGTERM's default ends the process.
+    # SIGINT too: a Ctrl-C while the index writer catches up would print a traceback.
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, _stopped)
     writer = indexer_process.start_beside_server()
     _out(
         f"Knownfix ({settings.env.value}) serving GraphQL at http://{settings.host}:{settings.port}/graphql"

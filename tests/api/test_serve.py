@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from pathlib import Path
 
 import httpx
 import pytest
 import websockets
 
+from knowledge.search.writer_lock import WriterLock
 from tests.conftest import DatabaseFactory
 from tests.servers import (
     KNOWNFIX,
@@ -77,6 +79,23 @@ async def test_first_start_loads_demo_data_and_serves_graphql(
         assert (tmp_path / "var" / "admin-token").read_text().strip() == token
         still = await graphql(again, "{ me { role } }", token)
         assert still.json()["data"]["me"]["role"] == "ADMIN"
+
+
+async def test_ctrl_c_stops_the_server_and_its_index_writer_without_a_traceback(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    env = environment(await database_factory.create())
+    await upgrade(tmp_path, env)
+    async with serving(tmp_path, env) as server:
+        writer = WriterLock(tmp_path / "var" / "index").holder()
+        assert writer not in (None, server.process.pid)
+        server.process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(server.process.wait(), STARTUP_TIMEOUT) == 0
+    assert "Traceback" not in server.log
+    assert "the server that started this index writer is gone" not in server.log
+    lock = WriterLock(tmp_path / "var" / "index")
+    assert lock.acquire(), "its index writer let go of the lock"
+    lock.release()
 
 
 async def test_production_refuses_anonymous_callers_and_loads_no_demo(
