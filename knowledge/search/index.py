@@ -391,8 +391,11 @@ class SearchIndex:
             self._follow(self._searcher)
 
     def _follow(self, searcher: Searcher) -> None:
-        """A new searcher: let go of segments it no longer has, map or write the
-        postings arrays of its large ones."""
+        """A new searcher: let go of segments it no longer has (the old searcher's
+        memo too: it holds that searcher, whose merged-away files would stay mapped,
+        their disk space taken, until a search next asked for the memo), map or write
+        the postings arrays of its large ones."""
+        self._memo = (None, {})
         live = {s.segment().segment_id() for s, _ in searcher.reader().leaf_readers()}
         self.postings.keep(live)
         self.segment_arrays.follow(self.root / str(self._generation), searcher)

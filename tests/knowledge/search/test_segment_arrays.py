@@ -5,6 +5,7 @@ and a process that another is writing them for waits for that one's files."""
 from __future__ import annotations
 
 import fcntl
+import gc
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -290,3 +291,18 @@ def test_the_cache_lets_go_of_segments_a_merge_removed(index: SearchIndex) -> No
     assert set(index.postings._frequencies) <= after
     maps = Path("/proc/self/maps").read_text()
     assert not [line for line in maps.splitlines() if ".postings_" in line and "(deleted)" in line]
+
+
+def test_a_new_searcher_lets_go_of_the_files_of_segments_a_merge_removed(
+    index: SearchIndex,
+) -> None:
+    # What was computed from the old searcher held it, and its segment files stayed
+    # mapped (their disk space taken) until the next search that used the memo.
+    with index.reading():
+        index.doc_frequency("title", "redis")
+    index._ix.writer().commit(optimize=True)
+    with index.reading():
+        pass  # the index writer's refresh after a commit: no search needed the memo
+    gc.collect()
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    assert not [line for line in maps if str(index.root) in line and "(deleted)" in line]
