@@ -426,7 +426,10 @@ class SearchIndex:
     # --- writing ----------------------------------------------------------------------
 
     def apply(self, upserts: Iterable[Document], deletes: Iterable[str], seq: int) -> None:
-        """Write documents and the new last-applied sequence in one commit."""
+        """Write documents and the new last-applied sequence in one commit. A key given
+        twice keeps its last document (Whoosh's update does not see what the same
+        writer added, and would index both)."""
+        upserts = list({document["key"]: document for document in upserts}.values())
         with self._write_lock:
             with self._read_lock:
                 self._follow_swaps()

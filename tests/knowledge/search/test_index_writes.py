@@ -113,3 +113,24 @@ def test_a_write_makes_the_next_searcher_ready_unless_the_process_only_writes(
                 assert index.run_query(q.Term("key", "article:1")).scored_length() == 1
         finally:
             index.close()
+
+
+def test_a_key_written_twice_in_one_write_is_one_document_the_last(tmp_path: Path) -> None:
+    index = SearchIndex(tmp_path / "index")
+    index.open()
+    try:
+        index.apply(
+            [
+                {"key": "article:1", "kind": "article", "title": "first draft"},
+                {"key": "article:1", "kind": "article", "title": "final words"},
+            ],
+            [],
+            1,
+        )
+        with index.reading():
+            hits = index.run_query(q.Term("key", "article:1"))
+            assert hits.scored_length() == 1
+            assert index.run_query(q.Term("title", "final")).scored_length() == 1
+            assert index.run_query(q.Term("title", "draft")).scored_length() == 0
+    finally:
+        index.close()
