@@ -130,6 +130,8 @@ async def _prepare_for_serving(settings: Settings) -> None:
 
 
 MAX_WORKERS = 64
+# How serve tells its workers which process writes the index (they leave it the lock).
+INDEX_WRITER_PID = "KNOWNFIX_INDEX_WRITER_PID"
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -150,7 +152,10 @@ def serving_app() -> Starlette:
         process_tree.stop_with(supervisor.pid)
     settings = Settings.from_env()
     _configure_logging(settings)
-    return create_app(settings, settle_after_start=True)
+    writer = os.environ.get(INDEX_WRITER_PID, "")
+    return create_app(
+        settings, settle_after_start=True, index_writer=int(writer) if writer.isdigit() else None
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -176,6 +181,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, _stopped)
     writer = indexer_process.start_beside_server()
+    if writer is not None:
+        os.environ[INDEX_WRITER_PID] = str(writer.process.pid)
+        indexer_process.report_exit(writer.process)
     _out(
         f"Knownfix ({settings.env.value}) serving GraphQL at http://{settings.host}:{settings.port}/graphql"
         + (f" with {args.workers} worker processes" if args.workers > 1 else "")

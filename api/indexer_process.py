@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable
 
 from api.process_tree import stop_with
@@ -135,6 +136,21 @@ def start_beside_server() -> Started | None:
         logger.warning("the index writer did not start (exit status %s)", process.wait())
         return None
     return Started(process, writing=line == READY)
+
+
+def report_exit(process: subprocess.Popen[str]) -> None:
+    """Wait for the index writer in a thread of the server: reaped at once, it is seen
+    gone by the workers (one takes over), and an unexpected exit is logged."""
+
+    def wait() -> None:
+        status = process.wait()
+        if status not in (0, -signal.SIGTERM):
+            logger.warning(
+                "the index writer (process %d) exited with status %d; a worker writes the "
+                "index instead", process.pid, status,
+            )  # fmt: skip
+
+    threading.Thread(target=wait, name="index-writer-exit", daemon=True).start()
 
 
 def stop(process: subprocess.Popen[str], timeout: float = 30.0) -> None:

@@ -20,6 +20,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -164,8 +165,14 @@ class Indexer:
         outbox_retention: dt.timedelta | None = None,
         prune_interval: float = PRUNE_INTERVAL,
         follow_interval: float = FOLLOW_INTERVAL,
+        defer_to: int | None = None,
     ) -> None:
         self.db = db
+        # The process that is meant to write the index (``serve``'s index writer): while
+        # it lives, this one leaves the lock to it, even when the lock comes free (it
+        # may be waiting for another server's writer to let go); once it is gone, this
+        # one may take over.
+        self.defer_to = defer_to
         self.index = index
         self.poll_interval = poll_interval
         self.follow_interval = follow_interval
@@ -212,7 +219,7 @@ class Indexer:
             )
             lock.release()
         if not lock.held:
-            if not await _in_thread(lock.acquire):
+            if _alive(self.defer_to) or not await _in_thread(lock.acquire):
                 if not self.index.is_open:
                     await _in_thread(self.index.open_existing)
                 if self.index.is_open:
@@ -389,6 +396,25 @@ class Indexer:
             await _in_thread(rebuild.abort)
             raise
         return rebuild.count
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether the index writer process ``pid`` still runs: not a process that has
+    reused its id since (Linux tells by the command line; elsewhere, by the owner)."""
+    if pid is None:
+        return False
+    try:
+        return b"indexer" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return False
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 async def _in_thread(function: Callable[..., T], /, *args: Any) -> T:

@@ -227,6 +227,7 @@ async def test_workers_search_one_index_that_a_process_beside_them_writes(
             JACKAL[0]
         ]
         assert WriterLock(index_dir).holder() == successor
+        assert f"the index writer (process {writer}) exited with status -9" in server.log
 
 
 async def test_a_server_killed_outright_leaves_no_process_behind(
@@ -307,6 +308,35 @@ async def test_an_indexer_started_beside_another_waits_and_then_takes_over(
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(process.wait(), DEADLINE)
+
+
+async def test_workers_leave_the_lock_to_their_index_writer_when_it_comes_free(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    # A restart that overlaps: the old server's index writer still holds the lock when
+    # the new server starts. When it lets go, the new server's index writer takes the
+    # lock, not one of the workers that are busy serving requests.
+    env = await one_host(database_factory, tmp_path)
+    index_dir = tmp_path / "var" / "index"
+    old = await indexer(tmp_path, env)
+    try:
+        assert await ready_line(old) == READY
+        async with serving(tmp_path, env, "--workers", "2") as server:
+            workers = await ready_workers(server, 2)
+            assert "the index written by another server's process" in server.log
+            old.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(old.wait(), DEADLINE) == 0
+
+            async def new_holder() -> int | None:
+                holder = WriterLock(index_dir).holder()
+                return holder if holder not in (None, old.pid) else None
+
+            holder = await eventually(new_holder, "a process of the new server to take the lock")
+            assert holder not in (*workers, server.process.pid)
+    finally:
+        if old.returncode is None:
+            old.kill()
+            await old.wait()
 
 
 async def test_the_indexer_command_stops_when_told_even_while_it_catches_up(
