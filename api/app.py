@@ -235,19 +235,19 @@ def create_app(
     db: Database | None = None,
     clock: Clock | None = None,
     settle_after_start: bool = False,
-    index_writer: int | None = None,
+    stand_in: bool = False,
 ) -> Starlette:
     """The app; pass ``db`` to share an engine and ``clock`` to control time (tests).
     ``settle_after_start``: ``heap.settle()`` once started (a server process; not a
-    test process, which starts app after app). ``index_writer``: the process meant to
-    write the index (``serve``'s); this one writes it only once that one is gone."""
+    test process, which starts app after app). ``stand_in``: a worker of ``serve``,
+    which writes the index only while ``serve``'s index writer is not running."""
     own_db = db is None
     database = db or settings.database()
     indexer = Indexer(
         database,
         SearchIndex(settings.index_dir, postings_cache_bytes=settings.search_cache_bytes),
         outbox_retention=settings.outbox_retention,
-        defer_to=index_writer,
+        stand_in=stand_in,
     )
     events = EventDispatcher(database)
     followers = [indexer.notify, events.notify]

@@ -130,8 +130,6 @@ async def _prepare_for_serving(settings: Settings) -> None:
 
 
 MAX_WORKERS = 64
-# How serve tells its workers which process writes the index (they leave it the lock).
-INDEX_WRITER_PID = "KNOWNFIX_INDEX_WRITER_PID"
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -152,10 +150,7 @@ def serving_app() -> Starlette:
         process_tree.stop_with(supervisor.pid)
     settings = Settings.from_env()
     _configure_logging(settings)
-    writer = os.environ.get(INDEX_WRITER_PID, "")
-    return create_app(
-        settings, settle_after_start=True, index_writer=int(writer) if writer.isdigit() else None
-    )
+    return create_app(settings, settle_after_start=True, stand_in=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -180,20 +175,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # SIGINT too: a Ctrl-C while the index writer catches up would print a traceback.
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, _stopped)
-    writer = indexer_process.start_beside_server()
-    if writer is not None:
-        os.environ[INDEX_WRITER_PID] = str(writer.process.pid)
-        indexer_process.report_exit(writer.process)
+    writer = indexer_process.Supervisor()
+    started = writer.start()
     _out(
         f"Knownfix ({settings.env.value}) serving GraphQL at http://{settings.host}:{settings.port}/graphql"
         + (f" with {args.workers} worker processes" if args.workers > 1 else "")
-        + _index_writer(writer)
+        + _index_writer(started)
     )
     try:
         _serve(settings, args.workers)
     finally:
-        if writer is not None:
-            indexer_process.stop(writer.process)
+        writer.stop()
     return 0
 
 

@@ -6,7 +6,8 @@ in a worker it stalled every request that worker was serving meanwhile: most of
 all the suggestion a responder asks for right after reporting or resolving an
 incident. ``serve`` starts this process before its workers, so that it takes the
 directory's writer lock and the workers only search; if it dies, a worker takes
-the lock over at its next look (``Indexer``), as when workers wrote the index.
+the lock over at its next look (``Indexer``), as when workers wrote the index, until
+``serve`` has started it again (``Supervisor``) and the worker hands the lock back.
 
 It hears commits as the workers do (``other_processes_commits``) and stops with
 SIGTERM or SIGINT, even while it catches up (a first build of the index takes
@@ -25,11 +26,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Awaitable
 
 from api.process_tree import stop_with
 from knowledge.config import Settings
 from knowledge.outbox.watcher import other_processes_commits
+from knowledge.search import writer_lock
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
 
@@ -40,6 +43,9 @@ READY = "index writer ready"
 # this one follows it, and takes the lock when it is let go.
 WAITING = "index writer waiting for the lock"
 PARENT_CHECK_SECONDS = 1.0
+# serve starts its index writer again after this, doubled after each failed start.
+RESTART_FIRST_SECONDS = 1.0
+RESTART_MAX_SECONDS = 60.0
 
 
 async def run(settings: Settings, *, parent: int | None = None, ready: bool = False) -> int:
@@ -55,6 +61,8 @@ async def run(settings: Settings, *, parent: int | None = None, ready: bool = Fa
         outbox_retention=settings.outbox_retention,
     )
     heard = other_processes_commits(db, [indexer.notify])
+    # Workers of a server leave the lock to this process (and hand it back to it).
+    await asyncio.to_thread(writer_lock.prefer, settings.index_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGTERM, signal.SIGINT):
@@ -81,6 +89,7 @@ async def run(settings: Settings, *, parent: int | None = None, ready: bool = Fa
         await heard.stop()
         await indexer.stop()
         await db.dispose()
+        writer_lock.unprefer(settings.index_dir)
     return 0
 
 
@@ -138,19 +147,59 @@ def start_beside_server() -> Started | None:
     return Started(process, writing=line == READY)
 
 
-def report_exit(process: subprocess.Popen[str]) -> None:
-    """Wait for the index writer in a thread of the server: reaped at once, it is seen
-    gone by the workers (one takes over), and an unexpected exit is logged."""
+class Supervisor:
+    """``serve``'s index writer, started again whenever it exits unasked (uvicorn does
+    the same for its workers). Meanwhile a worker writes the index, and hands it back
+    once the new process runs (``writer.preferred``)."""
 
-    def wait() -> None:
-        status = process.wait()
-        if status not in (0, -signal.SIGTERM):
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Started | None:
+        started = start_beside_server()
+        if started is not None:
+            self.process = started.process
+            self._thread = threading.Thread(
+                target=self._restarting, name="index-writer-supervisor", daemon=True
+            )
+            self._thread.start()
+        return started
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.process is not None:
+            stop(self.process)
+        if self._thread is not None:
+            self._thread.join(RESTART_MAX_SECONDS)
+
+    def _restarting(self) -> None:
+        delay = RESTART_FIRST_SECONDS
+        while self.process is not None:
+            began = time.monotonic()
+            status = self.process.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - began > RESTART_MAX_SECONDS:
+                delay = RESTART_FIRST_SECONDS  # it ran well: not a crash loop
             logger.warning(
                 "the index writer (process %d) exited with status %d; a worker writes the "
-                "index instead", process.pid, status,
+                "index until it is started again, in %.0f s",
+                self.process.pid, status, delay,
             )  # fmt: skip
-
-    threading.Thread(target=wait, name="index-writer-exit", daemon=True).start()
+            while True:
+                if self._stopping.wait(delay):
+                    return
+                delay = min(2 * delay, RESTART_MAX_SECONDS)
+                started = start_beside_server()
+                if started is not None:
+                    break
+            if self._stopping.is_set():
+                stop(started.process)
+                return
+            self.process = started.process
+            logger.warning("the index writer was started again, as process %d", self.process.pid)
 
 
 def stop(process: subprocess.Popen[str], timeout: float = 30.0) -> None:

@@ -20,7 +20,6 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -45,7 +44,7 @@ from knowledge.search.documents import (
     known_error_document,
 )
 from knowledge.search.index import SearchIndex
-from knowledge.search.writer_lock import WriterLock, rebuild_requests
+from knowledge.search.writer_lock import WriterLock, preferred_writer, rebuild_requests
 
 logger = logging.getLogger("knownfix.search")
 T = TypeVar("T")
@@ -165,14 +164,14 @@ class Indexer:
         outbox_retention: dt.timedelta | None = None,
         prune_interval: float = PRUNE_INTERVAL,
         follow_interval: float = FOLLOW_INTERVAL,
-        defer_to: int | None = None,
+        stand_in: bool = False,
     ) -> None:
         self.db = db
-        # The process that is meant to write the index (``serve``'s index writer): while
-        # it lives, this one leaves the lock to it, even when the lock comes free (it
-        # may be waiting for another server's writer to let go); once it is gone, this
-        # one may take over.
-        self.defer_to = defer_to
+        # A worker of ``serve``: it writes the index only while the process meant to
+        # (``writer.preferred``) is not running, and hands the lock back once it runs
+        # again. Otherwise a worker busy serving requests would win the lock as often
+        # as that process, whenever it came free.
+        self.stand_in = stand_in
         self.index = index
         self.poll_interval = poll_interval
         self.follow_interval = follow_interval
@@ -218,8 +217,12 @@ class Indexer:
                 "the index directory %s was replaced; electing its writer again", lock.path.parent
             )
             lock.release()
+        deferring = self.stand_in and await _in_thread(self._someone_else_preferred)
+        if lock.held and deferring:
+            logger.info("process %d hands the index writing back to its writer", os.getpid())
+            lock.release()
         if not lock.held:
-            if _alive(self.defer_to) or not await _in_thread(lock.acquire):
+            if deferring or not await _in_thread(lock.acquire):
                 if not self.index.is_open:
                     await _in_thread(self.index.open_existing)
                 if self.index.is_open:
@@ -237,6 +240,9 @@ class Indexer:
         ):
             self._next_prune = time.monotonic() + self.prune_interval
             await self._prune(self.outbox_retention)
+
+    def _someone_else_preferred(self) -> bool:
+        return preferred_writer(self.index.root) not in (None, os.getpid())
 
     async def _prune(self, retention: dt.timedelta) -> None:
         try:
@@ -396,25 +402,6 @@ class Indexer:
             await _in_thread(rebuild.abort)
             raise
         return rebuild.count
-
-
-def _alive(pid: int | None) -> bool:
-    """Whether the index writer process ``pid`` still runs: not a process that has
-    reused its id since (Linux tells by the command line; elsewhere, by the owner)."""
-    if pid is None:
-        return False
-    try:
-        return b"indexer" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        if Path("/proc/self").exists():
-            return False
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
 
 
 async def _in_thread(function: Callable[..., T], /, *args: Any) -> T:

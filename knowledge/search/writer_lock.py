@@ -11,6 +11,11 @@ another process can take over without any stale-lock cleanup.
 ``flock`` belongs to an open file, not to a process: two ``WriterLock`` objects
 in one process exclude each other just as two processes do.
 
+``knownfix serve`` runs a process of its own to write the index (``knownfix
+indexer``), so that its workers only search. It names itself in
+``writer.preferred``; a worker (a stand-in) takes the lock only while that process
+is not running, and hands it back once it runs again.
+
 A process that wants the index rebuilt while another holds the lock (``knownfix
 reindex`` beside a running server) must not write it: it asks the holder
 instead, with a request file in the directory, and waits for the file to go.
@@ -27,7 +32,48 @@ import uuid
 from pathlib import Path
 
 LOCK_FILE = "writer.lock"
+PREFERRED_FILE = "writer.preferred"
 REBUILD_REQUEST = "rebuild-request-"
+
+
+def prefer(directory: Path) -> None:
+    """Name this process the one meant to write ``directory`` (``knownfix indexer``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    temporary = directory / f".{PREFERRED_FILE}.{os.getpid()}"
+    temporary.write_text(f"{os.getpid()}\n", encoding="ascii")
+    temporary.replace(directory / PREFERRED_FILE)
+
+
+def unprefer(directory: Path) -> None:
+    """Take this process's name back, if the file still names it."""
+    if preferred_writer(directory) == os.getpid():
+        (directory / PREFERRED_FILE).unlink(missing_ok=True)
+
+
+def preferred_writer(directory: Path) -> int | None:
+    """The process meant to write ``directory``, if it runs."""
+    try:
+        text = (directory / PREFERRED_FILE).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() and _is_index_writer(int(text)) else None
+
+
+def _is_index_writer(pid: int) -> bool:
+    """Whether ``pid`` runs ``knownfix indexer``, and not a process that has reused its
+    id since (Linux tells by the command line; elsewhere, by the owner)."""
+    try:
+        return b"indexer" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return False
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def request_rebuild(directory: Path) -> Path:

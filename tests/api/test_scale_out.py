@@ -161,6 +161,11 @@ WOMBAT = (
     "## Symptoms\nExports started before midnight stop at the date change.\n"
     "## Resolution\nRun exports in UTC.",
 )
+KOALA = (
+    "Koala scheduler skips jobs after a clock change",
+    "## Symptoms\nJobs due in the repeated hour never run.\n"
+    "## Resolution\nSchedule in UTC and store the zone per job.",
+)
 JACKAL = (
     "Jackal gateway leaks sockets under retry storms",
     "## Symptoms\nThe gateway runs out of ephemeral ports.\n"
@@ -206,7 +211,7 @@ async def test_workers_search_one_index_that_a_process_beside_them_writes(
 
         await eventually(found_by_both, "both workers to find the new article")
 
-        # The writer dies; a worker takes over.
+        # The writer dies; a worker takes over until the server has started it again.
         os.kill(writer, signal.SIGKILL)
 
         async def new_writer() -> int | None:
@@ -226,8 +231,21 @@ async def test_workers_search_one_index_that_a_process_beside_them_writes(
         assert await eventually(found_jackal, "the article written after the takeover") == [
             JACKAL[0]
         ]
-        assert WriterLock(index_dir).holder() == successor
         assert f"the index writer (process {writer}) exited with status -9" in server.log
+
+        async def restarted() -> int | None:
+            holder = WriterLock(index_dir).holder()
+            return holder if holder not in (None, writer, *workers) else None
+
+        again = await eventually(restarted, "the server's new index writer to take the lock")
+        assert f"the index writer was started again, as process {again}" in server.log
+        await publish(server, token, *KOALA)
+
+        async def found_koala() -> list[str] | None:
+            answer = await ask(server, token, "koala")
+            return (answer[1] or None) if answer else None
+
+        assert await eventually(found_koala, "the article written after the restart") == [KOALA[0]]
 
 
 async def test_a_server_killed_outright_leaves_no_process_behind(

@@ -22,7 +22,12 @@ from api.cli import main
 from knowledge.db import Database
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
-from knowledge.search.writer_lock import WriterLock, rebuild_requests
+from knowledge.search.writer_lock import (
+    PREFERRED_FILE,
+    WriterLock,
+    preferred_writer,
+    rebuild_requests,
+)
 from tests.knowledge.search.support import NEVER, found, generation, generations, publish
 
 DEADLINE = 20.0
@@ -156,6 +161,66 @@ async def test_the_second_indexer_searches_what_the_first_writes_and_takes_over(
         await writer.stop()  # stopping twice is harmless
         await reader.stop()
     assert not reader.is_writer, "stopping gives the lock up"
+
+
+# --- the process meant to write (serve's index writer) and its stand-ins -----------------
+
+
+@asynccontextmanager
+async def named_process(*argv: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A process with this command line, doing nothing until killed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import time; time.sleep(3600)", *argv
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await asyncio.wait_for(process.wait(), PROCESS_TIMEOUT)
+
+
+def name_preferred(root: Path, pid: int) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / PREFERRED_FILE).write_text(f"{pid}\n", encoding="ascii")
+
+
+async def test_the_preferred_writer_counts_only_while_an_index_writer_runs_as_it(
+    tmp_path: Path,
+) -> None:
+    assert preferred_writer(tmp_path) is None, "nobody named"
+    async with named_process("indexer") as writer:
+        name_preferred(tmp_path, writer.pid)
+        assert preferred_writer(tmp_path) == writer.pid
+    assert preferred_writer(tmp_path) is None, "it exited"
+    async with named_process("something-else") as other:
+        name_preferred(tmp_path, other.pid)  # as if it had reused the writer's id
+        assert preferred_writer(tmp_path) is None
+
+
+async def test_a_stand_in_writes_only_while_the_preferred_writer_is_gone(
+    db: Database, tmp_path: Path
+) -> None:
+    root = tmp_path / "index"
+    stand_in = Indexer(db, SearchIndex(root), poll_interval=0.05, stand_in=True)
+    try:
+        async with named_process("indexer") as writer:
+            name_preferred(root, writer.pid)
+            await stand_in.start()
+            assert not stand_in.is_writer, "the lock is free, but left to the preferred writer"
+        await until(lambda: stand_in.is_writer, "the stand-in to take over")
+        await publish(db, PUFFIN)
+        await until_found(db, stand_in.index, "puffin attachments", PUFFIN[0])
+
+        async with named_process("indexer") as writer:
+            name_preferred(root, writer.pid)
+            stand_in.notify()
+            await until(lambda: not stand_in.is_writer, "the stand-in to hand the lock back")
+            lock = WriterLock(root)
+            assert lock.acquire(), "free for the preferred writer to take"
+            lock.release()
+    finally:
+        await stand_in.stop()
 
 
 async def test_a_reader_brings_its_searcher_up_to_date_before_anyone_searches(
