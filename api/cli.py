@@ -145,9 +145,13 @@ def serving_app() -> Starlette:
     (``cmd_serve`` has put its command-line flags there)."""
     from api.app import create_app
 
-    if (supervisor := multiprocessing.parent_process()) is not None and supervisor.pid:
+    if (
+        (supervisor := multiprocessing.parent_process()) is not None
+        and supervisor.pid
+        and not process_tree.stop_with(supervisor.pid)
+    ):
         # A worker of ``serve --workers N``: it must not serve on after its server dies.
-        process_tree.stop_with(supervisor.pid)
+        raise SystemExit("the server that started this worker is gone")
     settings = Settings.from_env()
     _configure_logging(settings)
     return create_app(settings, settle_after_start=True, stand_in=True)

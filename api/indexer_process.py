@@ -32,7 +32,6 @@ from collections.abc import Awaitable
 from api.process_tree import stop_with
 from knowledge.config import Settings
 from knowledge.outbox.watcher import other_processes_commits
-from knowledge.search import writer_lock
 from knowledge.search.index import SearchIndex
 from knowledge.search.sync import Indexer
 
@@ -59,10 +58,9 @@ async def run(settings: Settings, *, parent: int | None = None, ready: bool = Fa
         db,
         SearchIndex(settings.index_dir, postings_cache_bytes=0, warm_after_write=False),
         outbox_retention=settings.outbox_retention,
+        preferred=True,
     )
     heard = other_processes_commits(db, [indexer.notify])
-    # Workers of a server leave the lock to this process (and hand it back to it).
-    await asyncio.to_thread(writer_lock.prefer, settings.index_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGTERM, signal.SIGINT):
@@ -89,7 +87,6 @@ async def run(settings: Settings, *, parent: int | None = None, ready: bool = Fa
         await heard.stop()
         await indexer.stop()
         await db.dispose()
-        writer_lock.unprefer(settings.index_dir)
     return 0
 
 
@@ -116,90 +113,118 @@ class Started:
     writing: bool  # it holds the writer lock (else another server's writer does)
 
 
-def start_beside_server() -> Started | None:
-    """Start ``knownfix indexer`` for this server (its settings are in the environment)
-    and wait until it has caught up. ``None`` if it could not start: the workers then
-    write the index themselves, as they always can.
+def spawn() -> subprocess.Popen[str]:
+    """Start ``knownfix indexer`` for this server (its settings are in the environment).
 
     It gets a process group of its own, so that a Ctrl-C meant for the server does
     not stop it before the workers (one of them would take the lock over as they
     shut down); the server stops it once they have.
     """
-    parent = str(os.getpid())
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         # -P: the server's working directory is not where the code comes from.
-        [sys.executable, "-P", "-m", "api.cli", "indexer", "--ready", "--parent", parent],
+        [sys.executable, "-P", "-m", "api.cli", "indexer", "--ready", "--parent",
+         str(os.getpid())],
         stdout=subprocess.PIPE,
         text=True,
         process_group=0,
-    )
+    )  # fmt: skip
+
+
+def wait_ready(process: subprocess.Popen[str]) -> Started | None:
+    """Wait until it has caught up (as long as a first build of the index takes);
+    ``None`` if it exited first."""
     assert process.stdout is not None
     try:
-        line = process.stdout.readline().strip()  # as long as a first build takes
+        line = process.stdout.readline().strip()
     except BaseException:  # the server was told to stop meanwhile
         stop(process)
         raise
     finally:
         process.stdout.close()
     if line not in (READY, WAITING):
-        logger.warning("the index writer did not start (exit status %s)", process.wait())
+        process.wait()
         return None
     return Started(process, writing=line == READY)
 
 
 class Supervisor:
     """``serve``'s index writer, started again whenever it exits unasked (uvicorn does
-    the same for its workers). Meanwhile a worker writes the index, and hands it back
-    once the new process runs (``writer.preferred``)."""
+    the same for its workers): after a crash, or if it could not start. Meanwhile a
+    worker writes the index, and hands it back once the new process runs
+    (``writer.preferred``). It exits 0 only when told to stop: then it stays stopped,
+    and a worker writes the index."""
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen[str] | None = None
+        self._process: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()  # _process and _stopping change together
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> Started | None:
-        started = start_beside_server()
-        if started is not None:
-            self.process = started.process
-            self._thread = threading.Thread(
-                target=self._restarting, name="index-writer-supervisor", daemon=True
+        """Start it and wait until it is ready; ``None`` if it could not start (it is
+        tried again in the background)."""
+        started = self._start()
+        if started is None:
+            logger.warning(
+                "the index writer did not start; the workers write the index until it does"
             )
-            self._thread.start()
+        self._thread = threading.Thread(
+            target=self._supervise, args=(started,), name="index-writer-supervisor",
+            daemon=True,
+        )  # fmt: skip
+        self._thread.start()
         return started
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self.process is not None:
-            stop(self.process)
+        with self._lock:
+            self._stopping.set()
+            process = self._process
+        if process is not None:
+            stop(process)
         if self._thread is not None:
             self._thread.join(RESTART_MAX_SECONDS)
 
-    def _restarting(self) -> None:
+    def _start(self) -> Started | None:
+        with self._lock:
+            if self._stopping.is_set():
+                return None
+            self._process = process = spawn()
+        return wait_ready(process)
+
+    def _supervise(self, started: Started | None) -> None:
         delay = RESTART_FIRST_SECONDS
-        while self.process is not None:
-            began = time.monotonic()
-            status = self.process.wait()
-            if self._stopping.is_set():
-                return
-            if time.monotonic() - began > RESTART_MAX_SECONDS:
-                delay = RESTART_FIRST_SECONDS  # it ran well: not a crash loop
-            logger.warning(
-                "the index writer (process %d) exited with status %d; a worker writes the "
-                "index until it is started again, in %.0f s",
-                self.process.pid, status, delay,
-            )  # fmt: skip
-            while True:
-                if self._stopping.wait(delay):
+        while True:
+            if started is not None:
+                began = time.monotonic()
+                status = started.process.wait()
+                if self._stopping.is_set():
                     return
-                delay = min(2 * delay, RESTART_MAX_SECONDS)
-                started = start_beside_server()
-                if started is not None:
-                    break
-            if self._stopping.is_set():
-                stop(started.process)
+                if status == 0:
+                    logger.warning("the index writer (process %d) was stopped; the workers "
+                                   "write the index", started.process.pid)  # fmt: skip
+                    return
+                if time.monotonic() - began > RESTART_MAX_SECONDS:
+                    delay = RESTART_FIRST_SECONDS  # it ran well: not a crash loop
+                logger.warning(
+                    "the index writer (process %d) exited with status %d; a worker writes "
+                    "the index until it is started again, in %.0f s",
+                    started.process.pid, status, delay,
+                )  # fmt: skip
+            if self._stopping.wait(delay):
                 return
-            self.process = started.process
-            logger.warning("the index writer was started again, as process %d", self.process.pid)
+            delay = min(2 * delay, RESTART_MAX_SECONDS)
+            try:
+                started = self._start()
+            except Exception:  # cannot even spawn it (out of processes): later, then
+                logger.exception("starting the index writer failed")
+                started = None
+            if self._stopping.is_set():
+                return
+            if started is None:
+                logger.warning("the index writer did not start; trying again in %.0f s", delay)
+            else:
+                logger.warning("the index writer was started again, as process %d",
+                               started.process.pid)  # fmt: skip
 
 
 def stop(process: subprocess.Popen[str], timeout: float = 30.0) -> None:

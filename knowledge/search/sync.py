@@ -44,7 +44,13 @@ from knowledge.search.documents import (
     known_error_document,
 )
 from knowledge.search.index import SearchIndex
-from knowledge.search.writer_lock import WriterLock, preferred_writer, rebuild_requests
+from knowledge.search.writer_lock import (
+    WriterLock,
+    prefer,
+    preferred_writer,
+    rebuild_requests,
+    unprefer,
+)
 
 logger = logging.getLogger("knownfix.search")
 T = TypeVar("T")
@@ -165,6 +171,7 @@ class Indexer:
         prune_interval: float = PRUNE_INTERVAL,
         follow_interval: float = FOLLOW_INTERVAL,
         stand_in: bool = False,
+        preferred: bool = False,
     ) -> None:
         self.db = db
         # A worker of ``serve``: it writes the index only while the process meant to
@@ -172,6 +179,10 @@ class Indexer:
         # again. Otherwise a worker busy serving requests would win the lock as often
         # as that process, whenever it came free.
         self.stand_in = stand_in
+        # That process (``knownfix indexer``): it names itself whenever nobody running
+        # is named (at start, after another one stopped, after the directory was
+        # replaced), and lets the name go when it stops.
+        self.preferred = preferred
         self.index = index
         self.poll_interval = poll_interval
         self.follow_interval = follow_interval
@@ -217,6 +228,8 @@ class Indexer:
                 "the index directory %s was replaced; electing its writer again", lock.path.parent
             )
             lock.release()
+        if self.preferred:
+            await _in_thread(self._claim_preference)
         deferring = self.stand_in and await _in_thread(self._someone_else_preferred)
         if lock.held and deferring:
             logger.info("process %d hands the index writing back to its writer", os.getpid())
@@ -243,6 +256,10 @@ class Indexer:
 
     def _someone_else_preferred(self) -> bool:
         return preferred_writer(self.index.root) not in (None, os.getpid())
+
+    def _claim_preference(self) -> None:
+        if preferred_writer(self.index.root) is None:
+            prefer(self.index.root)
 
     async def _prune(self, retention: dt.timedelta) -> None:
         try:
@@ -281,6 +298,8 @@ class Indexer:
             self._task = None
         await asyncio.to_thread(self.index.close)
         self.writer_lock.release()
+        if self.preferred:
+            await asyncio.to_thread(unprefer, self.index.root)
 
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:

@@ -27,6 +27,7 @@ takes the lock next honours it.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import uuid
 from pathlib import Path
@@ -46,29 +47,39 @@ def prefer(directory: Path) -> None:
 
 def unprefer(directory: Path) -> None:
     """Take this process's name back, if the file still names it."""
-    if preferred_writer(directory) == os.getpid():
+    if _named(directory) == os.getpid():
         (directory / PREFERRED_FILE).unlink(missing_ok=True)
 
 
 def preferred_writer(directory: Path) -> int | None:
     """The process meant to write ``directory``, if it runs."""
+    pid = _named(directory)
+    return pid if pid is not None and _is_index_writer(pid) else None
+
+
+def _named(directory: Path) -> int | None:
     try:
         text = (directory / PREFERRED_FILE).read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
         return None
-    return int(text) if text.isdigit() and _is_index_writer(int(text)) else None
+    return int(text) if text.isdigit() else None
 
 
 def _is_index_writer(pid: int) -> bool:
     """Whether ``pid`` runs ``knownfix indexer``, and not a process that has reused its
     id since (Linux tells by the command line; elsewhere, by the owner)."""
     try:
-        return b"indexer" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except FileNotFoundError:
         if Path("/proc/self").exists():
             return False
     except OSError:
         pass
+    else:
+        return any(
+            word == b"indexer" and (program == b"api.cli" or program.endswith(b"knownfix"))
+            for program, word in itertools.pairwise(argv)
+        )
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):

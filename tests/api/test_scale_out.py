@@ -214,14 +214,11 @@ async def test_workers_search_one_index_that_a_process_beside_them_writes(
         # The writer dies; a worker takes over until the server has started it again.
         os.kill(writer, signal.SIGKILL)
 
-        async def new_writer() -> int | None:
-            if not (answer := await ask(server, token, "wombat")):
-                return None
-            process = answer[0]["process"]
-            return process["pid"] if process["indexWriter"] else None
+        async def stand_in() -> int | None:
+            holder = WriterLock(index_dir).holder()
+            return holder if holder in workers else None
 
-        successor = await eventually(new_writer, "a worker to write the index")
-        assert successor in workers
+        await eventually(stand_in, "a worker to write the index")
         await publish(server, token, *JACKAL)
 
         async def found_jackal() -> list[str] | None:
@@ -246,6 +243,33 @@ async def test_workers_search_one_index_that_a_process_beside_them_writes(
             return (answer[1] or None) if answer else None
 
         assert await eventually(found_koala, "the article written after the restart") == [KOALA[0]]
+
+
+async def test_an_index_writer_stopped_on_purpose_is_not_started_again(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    # As when a service manager sends SIGTERM to every process of the server: it exits
+    # 0, and starting it again would only hold up the server's own shutdown.
+    env = await one_host(database_factory, tmp_path)
+    index_dir = tmp_path / "var" / "index"
+    async with serving(tmp_path, env, "--workers", "2") as server:
+        workers = await ready_workers(server, 2)
+        writer = WriterLock(index_dir).holder()
+        assert writer is not None
+        os.kill(writer, signal.SIGTERM)
+
+        async def stand_in() -> int | None:
+            holder = WriterLock(index_dir).holder()
+            return holder if holder in workers else None
+
+        await eventually(stand_in, "a worker to write the index")
+        message = f"the index writer (process {writer}) was stopped; the workers write the index"
+
+        async def logged() -> bool | None:
+            return message in server.log or None
+
+        await eventually(logged, "the server to say so")
+        assert f"the index writer (process {writer}) exited" not in server.log, "no restart"
 
 
 async def test_a_server_killed_outright_leaves_no_process_behind(

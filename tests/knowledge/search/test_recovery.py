@@ -340,7 +340,7 @@ async def test_a_stop_during_a_write_waits_for_it_and_then_lets_go_of_the_index(
     indexer.index._write_lock = gate  # type: ignore[assignment]
     await publish(db, GLACIER)
     indexer.notify()
-    await asyncio.to_thread(gate.reached.wait, PROCESS_TIMEOUT)
+    assert await asyncio.to_thread(gate.reached.wait, PROCESS_TIMEOUT), "the write began"
 
     stopping = asyncio.create_task(indexer.stop())
     assert await still_running(stopping), "the stop waits for the write in flight"
@@ -362,7 +362,7 @@ async def test_a_rebuild_stopped_while_it_swaps_in_leaves_the_index_whole(
     gate = Gate()
     indexer.index._write_lock = gate  # type: ignore[assignment]
     rebuilding = asyncio.create_task(indexer.rebuild())
-    await asyncio.to_thread(gate.reached.wait, PROCESS_TIMEOUT)
+    assert await asyncio.to_thread(gate.reached.wait, PROCESS_TIMEOUT), "the write began"
 
     rebuilding.cancel()
     assert await still_running(rebuilding), "the generation being swapped in is not removed"

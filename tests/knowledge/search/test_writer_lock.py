@@ -180,6 +180,9 @@ async def named_process(*argv: str) -> AsyncIterator[asyncio.subprocess.Process]
         await asyncio.wait_for(process.wait(), PROCESS_TIMEOUT)
 
 
+INDEXER = ("api.cli", "indexer")  # the command line of serve's index writer, in part
+
+
 def name_preferred(root: Path, pid: int) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / PREFERRED_FILE).write_text(f"{pid}\n", encoding="ascii")
@@ -189,13 +192,15 @@ async def test_the_preferred_writer_counts_only_while_an_index_writer_runs_as_it
     tmp_path: Path,
 ) -> None:
     assert preferred_writer(tmp_path) is None, "nobody named"
-    async with named_process("indexer") as writer:
+    async with named_process(*INDEXER) as writer:
         name_preferred(tmp_path, writer.pid)
         assert preferred_writer(tmp_path) == writer.pid
     assert preferred_writer(tmp_path) is None, "it exited"
-    async with named_process("something-else") as other:
-        name_preferred(tmp_path, other.pid)  # as if it had reused the writer's id
-        assert preferred_writer(tmp_path) is None
+    # Processes that have reused its id since.
+    for argv in (["api.cli", "serve"], ["pytest", "-k", "indexer"]):
+        async with named_process(*argv) as other:
+            name_preferred(tmp_path, other.pid)
+            assert preferred_writer(tmp_path) is None, argv
 
 
 async def test_a_stand_in_writes_only_while_the_preferred_writer_is_gone(
@@ -204,7 +209,7 @@ async def test_a_stand_in_writes_only_while_the_preferred_writer_is_gone(
     root = tmp_path / "index"
     stand_in = Indexer(db, SearchIndex(root), poll_interval=0.05, stand_in=True)
     try:
-        async with named_process("indexer") as writer:
+        async with named_process(*INDEXER) as writer:
             name_preferred(root, writer.pid)
             await stand_in.start()
             assert not stand_in.is_writer, "the lock is free, but left to the preferred writer"
@@ -212,7 +217,7 @@ async def test_a_stand_in_writes_only_while_the_preferred_writer_is_gone(
         await publish(db, PUFFIN)
         await until_found(db, stand_in.index, "puffin attachments", PUFFIN[0])
 
-        async with named_process("indexer") as writer:
+        async with named_process(*INDEXER) as writer:
             name_preferred(root, writer.pid)
             stand_in.notify()
             await until(lambda: not stand_in.is_writer, "the stand-in to hand the lock back")
@@ -221,6 +226,26 @@ async def test_a_stand_in_writes_only_while_the_preferred_writer_is_gone(
             lock.release()
     finally:
         await stand_in.stop()
+
+
+async def test_the_preferred_writer_names_itself_whenever_the_name_is_gone(
+    db: Database, tmp_path: Path
+) -> None:
+    # After the directory was replaced (or another writer let its name go), a worker
+    # would otherwise take the lock and keep it.
+    root = tmp_path / "index"
+    named = root / PREFERRED_FILE
+    writer = Indexer(db, SearchIndex(root), poll_interval=0.05, preferred=True)
+    try:
+        await writer.start()
+        assert named.read_text() == f"{os.getpid()}\n"
+        named.unlink()
+        writer.notify()
+        await until(named.exists, "the writer to name itself again")
+        assert named.read_text() == f"{os.getpid()}\n"
+    finally:
+        await writer.stop()
+    assert not named.exists(), "a writer that stopped lets its name go"
 
 
 async def test_a_reader_brings_its_searcher_up_to_date_before_anyone_searches(
