@@ -15,7 +15,7 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -127,6 +127,16 @@ async def ask(server: Server, token: str, text: str) -> tuple[dict[str, Any], li
         return ready, titles(await call(http, token, SEARCH, {"q": text}))
 
 
+async def holder_among(index_dir: Path, pids: Collection[int], what: str) -> int:
+    """Wait until one of ``pids`` holds the index's writer lock; returns which."""
+
+    async def among() -> int | None:
+        holder = WriterLock(index_dir).holder()
+        return holder if holder in pids else None
+
+    return await eventually(among, what)
+
+
 async def ready_workers(server: Server, count: int) -> set[int]:
     """The pids of ``count`` workers that have answered ready (uvicorn announces the port
     before its workers have started)."""
@@ -214,11 +224,7 @@ async def test_workers_search_one_index_that_a_process_beside_them_writes(
         # The writer dies; a worker takes over until the server has started it again.
         os.kill(writer, signal.SIGKILL)
 
-        async def stand_in() -> int | None:
-            holder = WriterLock(index_dir).holder()
-            return holder if holder in workers else None
-
-        await eventually(stand_in, "a worker to write the index")
+        await holder_among(index_dir, workers, "a worker to write the index")
         await publish(server, token, *JACKAL)
 
         async def found_jackal() -> list[str] | None:
@@ -258,11 +264,7 @@ async def test_an_index_writer_stopped_on_purpose_is_not_started_again(
         assert writer is not None
         os.kill(writer, signal.SIGTERM)
 
-        async def stand_in() -> int | None:
-            holder = WriterLock(index_dir).holder()
-            return holder if holder in workers else None
-
-        await eventually(stand_in, "a worker to write the index")
+        await holder_among(index_dir, workers, "a worker to write the index")
         message = f"the index writer (process {writer}) was stopped; the workers write the index"
 
         async def logged() -> bool | None:
