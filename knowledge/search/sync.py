@@ -181,7 +181,7 @@ class Indexer:
         self.stand_in = stand_in
         # That process (``knownfix indexer``): it names itself whenever nobody running
         # is named (at start, after another one stopped, after the directory was
-        # replaced), and lets the name go when it stops.
+        # replaced) or it waits for the named one, and lets the name go when it stops.
         self.preferred = preferred
         self.index = index
         self.poll_interval = poll_interval
@@ -258,7 +258,13 @@ class Indexer:
         return preferred_writer(self.index.root) not in (None, os.getpid())
 
     def _claim_preference(self) -> None:
-        if preferred_writer(self.index.root) is None:
+        """Name this process if no running writer is named, or if the one named holds
+        the lock already and this one waits for it (another server's writer, in a
+        restart that overlaps): the name says who takes the lock when it comes free,
+        so the workers leave it to this process then."""
+        named = preferred_writer(self.index.root)
+        lock = self.writer_lock
+        if named is None or (named != os.getpid() and not lock.held and named == lock.holder()):
             prefer(self.index.root)
 
     async def _prune(self, retention: dt.timedelta) -> None:

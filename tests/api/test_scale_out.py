@@ -27,7 +27,7 @@ import websockets
 from api.indexer_process import READY, WAITING
 from knowledge.db import Database
 from knowledge.outbox.listener import APPLICATION_NAME
-from knowledge.search.writer_lock import WriterLock
+from knowledge.search.writer_lock import WriterLock, preferred_writer
 from tests.conftest import TEST_DATABASE_URL, DatabaseFactory
 from tests.servers import KNOWNFIX, Server, environment, serving, upgrade
 
@@ -368,15 +368,17 @@ async def test_workers_leave_the_lock_to_their_index_writer_when_it_comes_free(
         async with serving(tmp_path, env, "--workers", "2") as server:
             workers = await ready_workers(server, 2)
             assert "the index written by another server's process" in server.log
+
+            # The name says who takes the lock next: the new server's index writer.
+            async def named_next() -> int | None:
+                named = preferred_writer(index_dir)
+                return named if named not in (None, old.pid) else None
+
+            waiting = await eventually(named_next, "the new index writer to be named")
+            assert waiting not in (*workers, server.process.pid)
             old.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(old.wait(), DEADLINE) == 0
-
-            async def new_holder() -> int | None:
-                holder = WriterLock(index_dir).holder()
-                return holder if holder not in (None, old.pid) else None
-
-            holder = await eventually(new_holder, "a process of the new server to take the lock")
-            assert holder not in (*workers, server.process.pid)
+            await holder_among(index_dir, [waiting], "the new index writer to take the lock")
     finally:
         if old.returncode is None:
             old.kill()
