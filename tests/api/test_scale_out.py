@@ -127,6 +127,15 @@ async def ask(server: Server, token: str, text: str) -> tuple[dict[str, Any], li
         return ready, titles(await call(http, token, SEARCH, {"q": text}))
 
 
+def index_writer(index_dir: Path, server: Server, workers: Collection[int]) -> int:
+    """The process holding the index's writer lock: one of its own, beside the server
+    and its workers."""
+    writer = WriterLock(index_dir).holder()
+    assert writer is not None
+    assert writer not in (server.process.pid, *workers)
+    return writer
+
+
 async def holder_among(index_dir: Path, pids: Collection[int], what: str) -> int:
     """Wait until one of ``pids`` holds the index's writer lock; returns which."""
 
@@ -202,9 +211,7 @@ async def test_workers_search_one_index_that_a_process_beside_them_writes(
         # a worker's requests; the server names it.
         assert sorted(workers.values()) == [False, False], workers
         index_dir = tmp_path / "var" / "index"
-        writer = WriterLock(index_dir).holder()
-        assert writer is not None
-        assert writer not in workers
+        writer = index_writer(index_dir, server, workers)
         assert f"the index written by process {writer}" in server.log
         assert not WriterLock(index_dir).acquire(), "the writer holds the lock"
 
@@ -260,8 +267,7 @@ async def test_an_index_writer_stopped_on_purpose_is_not_started_again(
     index_dir = tmp_path / "var" / "index"
     async with serving(tmp_path, env, "--workers", "2") as server:
         workers = await ready_workers(server, 2)
-        writer = WriterLock(index_dir).holder()
-        assert writer is not None
+        writer = index_writer(index_dir, server, workers)
         os.kill(writer, signal.SIGTERM)
 
         await holder_among(index_dir, workers, "a worker to write the index")
@@ -282,10 +288,7 @@ async def test_a_server_killed_outright_leaves_no_process_behind(
     env = await one_host(database_factory, tmp_path)
     index_dir = tmp_path / "var" / "index"
     async with serving(tmp_path, env, "--workers", "2") as server:
-        workers = await ready_workers(server, 2)
-        writer = WriterLock(index_dir).holder()
-        assert writer is not None
-        assert writer not in (server.process.pid, *workers)
+        index_writer(index_dir, server, await ready_workers(server, 2))
         server.kill()
         await server.process.wait()
 
@@ -343,10 +346,7 @@ async def test_an_indexer_started_beside_another_waits_and_then_takes_over(
         first.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(first.wait(), DEADLINE) == 0
 
-        async def second_writes() -> bool | None:
-            return WriterLock(index_dir).holder() == second.pid or None
-
-        await eventually(second_writes, "the waiting indexer to take the lock")
+        await holder_among(index_dir, [second.pid], "the waiting indexer to take the lock")
     finally:
         for process in (first, second):
             if process.returncode is None:
