@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -264,6 +265,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The sentence model, loaded before serving: the catch-up may encode titles, and
+        # the first suggestion should not wait for it (nor find it missing).
+        await asyncio.to_thread(lambda: indexer.index.sentences)
         # Catch up with everything committed while we were down before serving.
         await indexer.start()
         await events.start()

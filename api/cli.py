@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api import indexer_process, process_tree
 from api.progress import ProgressBar
-from knowledge import migrate
+from knowledge import migrate, semantic
 from knowledge.accounts import tokens
 from knowledge.accounts.models import User
 from knowledge.accounts.principal import SYSTEM
@@ -164,6 +164,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "--workers", f"expected a number between 1 and {MAX_WORKERS}, got {args.workers}"
         )
     _configure_logging(settings)
+    semantic.model_directory()  # every worker and the index writer load it
     _ensure_var_dir(settings)
     asyncio.run(_prepare_for_serving(settings))
     # Worker processes start afresh and read the environment: hand them the flags.
@@ -227,6 +228,7 @@ def _serve(settings: Settings, workers: int) -> None:
 def cmd_indexer(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _configure_logging(settings)
+    semantic.model_directory()
     _ensure_var_dir(settings)
     _require_schema_at_head(asyncio.run(_current(settings))[0])  # as serve does
     return asyncio.run(indexer_process.run(settings, parent=args.parent, ready=args.ready))
@@ -684,6 +686,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.handler(args)
     except ConfigError as error:
         _err(f"knownfix: configuration error: {error}")
+        return 2
+    except semantic.ModelError as error:
+        _err(f"knownfix: {error}")
         return 2
     except (DomainError, ValueError) as error:
         _err(f"knownfix: {error}")

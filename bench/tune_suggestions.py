@@ -27,9 +27,9 @@ from knowledge.suggestions.weights import DEFAULT, Weights
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "incident-eval-dev"
 GRID = {
-    "title": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2),
-    "signature": (0.0, 0.4, 0.8, 1.0, 1.3),
-    "history": (0.0, 0.4, 0.8, 1.0, 1.2, 1.5),
+    "title": (0.0, 0.5, 1.0, 1.25, 1.5, 1.75, 2.0),
+    "signature": (0.4, 0.8, 1.0, 1.3, 1.6),
+    "history": (0.0, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5),
     "success": (0.0, 0.1, 0.2, 0.4),
 }
 Row = tuple[frozenset[str], list[tuple[str | None, dict[str, float]]]]

@@ -258,7 +258,7 @@ async def report_incident(scene: Scene, example: Example) -> None:
     assert (first["number"], first["status"], first["priority"]) == ("INC-000002", "NEW", 2)
     the_id_of(first["id"], "Incident")
     assert first["suggestions"][0]["article"]["slug"] == FIX_SLUG
-    assert first["suggestions"][0]["reason"].startswith("text +")
+    assert first["suggestions"][0]["reason"].startswith("title +")
     assert first["possibleDuplicates"] == []
     duplicate = second["possibleDuplicates"][0]
     assert duplicate["incident"]["number"] == first["number"]

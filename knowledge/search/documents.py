@@ -49,8 +49,19 @@ def _sections(body: str) -> tuple[tuple[str, str], ...]:
     return (("symptoms", symptoms), ("cause", cause), ("resolution", resolution), ("body", rest))
 
 
+def indexed_title(entity: Article | KnownError) -> str:
+    """The title a document is indexed with (a known error's starts with its key)."""
+    if isinstance(entity, KnownError):
+        return f"{entity.key} {entity.title}"
+    return entity.title
+
+
 def article_document(
-    article: Article, tags: Sequence[str], services: Sequence[str], reported: Sequence[str] = ()
+    article: Article,
+    tags: Sequence[str],
+    services: Sequence[str],
+    reported: Sequence[str] = (),
+    meaning: bytes = b"",
 ) -> Document:
     return {
         "key": key_of("article", article.id),
@@ -59,15 +70,18 @@ def article_document(
         "category": article.category or "",
         "services": ",".join(services),
         "tags": ",".join(tags),
-        "title": article.title,
+        "title": indexed_title(article),
         "summary": article.summary,
         "signatures": "\n".join(article.error_signatures),
         "reported": "\n".join(reported),
+        "meaning": meaning,
         **article_sections(article.body),
     }
 
 
-def known_error_document(known_error: KnownError, services: Sequence[str]) -> Document:
+def known_error_document(
+    known_error: KnownError, services: Sequence[str], meaning: bytes = b""
+) -> Document:
     return {
         "key": key_of("known_error", known_error.id),
         "kind": "known_error",
@@ -75,13 +89,14 @@ def known_error_document(known_error: KnownError, services: Sequence[str]) -> Do
         "category": known_error.category or "",
         "services": ",".join(services),
         "tags": "",
-        "title": f"{known_error.key} {known_error.title}",
+        "title": indexed_title(known_error),
         "summary": "",
         "symptoms": known_error.symptoms,
         "cause": known_error.root_cause,
         "resolution": f"{known_error.workaround}\n{known_error.permanent_fix}",
         "body": "",
         "signatures": "\n".join(known_error.error_signatures),
+        "meaning": meaning,
     }
 
 

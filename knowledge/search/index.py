@@ -31,11 +31,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from whoosh import index as whoosh_index
 from whoosh.fields import Schema
 from whoosh.query import Query
 from whoosh.searching import Searcher
 
+from knowledge import semantic
 from knowledge.config import POSTINGS_CACHE_BYTES
 from knowledge.search import buffer_files
 from knowledge.search.arrays import Frequencies, PostingsCache, read_postings
@@ -50,6 +52,7 @@ from knowledge.search.schema import (
 )
 from knowledge.search.segment_arrays import SegmentArrays
 from knowledge.search.weighting import BM25F
+from knowledge.semantic.encoder import Encoder, Vectors
 
 logger = logging.getLogger("knownfix.search")
 buffer_files.install()
@@ -117,8 +120,11 @@ class SearchIndex:
         write_timeout: float = WRITE_TIMEOUT_SECONDS,
         postings_cache_bytes: int = POSTINGS_CACHE_BYTES,
         warm_after_write: bool = True,
+        sentence_model: Path | None = None,
     ) -> None:
         self.root = root
+        # The title vectors' model (``knowledge/semantic``); None: the installed one.
+        self.sentence_model = sentence_model
         # Off in a process that writes and does not search (``knownfix indexer``).
         self.warm_after_write = warm_after_write
         # Postings read into arrays for the suggestion searches (``arrays``), kept
@@ -264,6 +270,26 @@ class SearchIndex:
             memo = {}
             self._memo = (searcher, memo)
         return memo
+
+    @property
+    def sentences(self) -> Encoder:
+        """The sentence encoder of titles (loaded on first use, once per process)."""
+        return semantic.encoder_for(self.sentence_model)
+
+    def meanings(self, keys: Iterable[str]) -> dict[str, Vectors]:
+        """The stored title vectors of these documents (call under ``reading``); a
+        document indexed without one, or not indexed, is left out."""
+        memo = self.memo()
+        searcher = self.searcher()
+        found = {}
+        for key in keys:
+            if (vector := memo.get(("meaning", key))) is None:
+                docnum = searcher.document_number(key=key)
+                stored = b"" if docnum is None else searcher.stored_fields(docnum).get("meaning")
+                vector = memo["meaning", key] = np.frombuffer(stored or b"", np.float16)
+            if vector.size:
+                found[key] = vector.astype(np.float32)
+        return found
 
     def doc_frequency(self, field: str, text: str) -> int:
         """Documents with ``text`` in ``field`` (call under ``reading``), as Whoosh

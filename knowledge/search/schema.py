@@ -7,14 +7,14 @@ come from columns, not from stored documents.
 
 from __future__ import annotations
 
-from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
+from whoosh.fields import ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 
 from knowledge.search.analysis import analyzer as text_analyzer
 
 META_KEY = "__meta__"
 # Kept in the meta document: an index built for another version (other fields or
 # analyzers) is treated as unreadable and rebuilt from the database on start.
-SCHEMA_VERSION = "4-reported-as"
+SCHEMA_VERSION = "5-title-meaning"
 KINDS = ("article", "known_error", "incident")
 
 # Boosts: the title says what a document is about, the symptoms are what a
@@ -59,5 +59,9 @@ def build_schema() -> Schema:
             stored=True, commas=True, lowercase=True, scorable=True, field_boost=BOOSTS["tags"]
         ),
         seq=NUMERIC(int, bits=64, stored=True),
+        # The title's sentence vector (``knowledge/semantic``) of articles and known
+        # errors, as float16 bytes: computed once by the index writer, since a title
+        # costs milliseconds to encode and a suggestion compares twenty of them.
+        meaning=STORED(),
         **text,
     )

@@ -28,7 +28,7 @@ from knowledge.incidents.models import Incident
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.models import KnownError, KnownErrorStatus
 from knowledge.search import service as search
-from knowledge.search.documents import article_sections, key_of, parse_key
+from knowledge.search.documents import article_sections, indexed_title, key_of, parse_key
 from knowledge.search.index import SearchIndex
 from knowledge.search.query import MAX_QUERY_LENGTH, OPERATORS, plain_words
 from knowledge.suggestions import history, signatures
@@ -269,16 +269,15 @@ async def candidates(
     }
     outcomes = await history.outcomes(session=session, keys=list(targets))
     services = await _services(session, targets) if draft.service_id is not None else {}
-    titles = await asyncio.to_thread(
-        search.term_vectors, index, [query_text(title), *(t.title for t in targets.values())]
-    )
+    meanings = await asyncio.to_thread(_titles_alike, index, draft.title, targets)
+    top_meaning = max(meanings.values(), default=0.0) or 1.0
     found_candidates = []
-    for (key, target), vector in zip(targets.items(), titles[1:], strict=True):
+    for key, target in targets.items():
         signals = _signals(
             weights, draft, target, matches[key], top_text, ours,
             target_signatures(key, target) if ours else (),
             services.get(key, set()), evidence.get(key, []), outcomes[key],
-            search.cosine(titles[0], vector),
+            (meanings.get(key, 0.0), top_meaning),
         )  # fmt: skip
         ordered = sorted(evidence.get(key, []), key=lambda e: -e.similarity)
         found_candidates.append(Candidate(key, target, matches[key], signals, ordered))
@@ -338,6 +337,24 @@ async def suggest(
     ]
 
 
+def _titles_alike(index: SearchIndex, title: str, targets: dict[str, Target]) -> dict[str, float]:
+    """How alike the draft's title is in meaning to each target's: the cosine of their
+    sentence vectors (``knowledge/semantic``), stored by the index writer or, for a
+    target indexed without one, encoded now. Nothing for a draft with no title.
+
+    Not computed while the searches run: the matrix products let go of the
+    interpreter lock, but the steps between them wait for it, and overlapping them
+    with the searches' Python made each suggestion slower, not faster."""
+    if not title:
+        return {}
+    with index.reading():
+        vectors = index.meanings(targets)
+    missing = [key for key in targets if key not in vectors]
+    encoded = index.sentences.encode([title, *(indexed_title(targets[k]) for k in missing)])
+    vectors.update(zip(missing, encoded[1:], strict=True))
+    return {key: max(0.0, float(encoded[0] @ vector)) for key, vector in vectors.items()}
+
+
 async def _evidence(
     session: AsyncSession, index: SearchIndex, words: str, incident_ids: list[int]
 ) -> dict[str, list[Evidence]]:
@@ -371,9 +388,10 @@ def _signals(
     services: set[int],
     evidence: Sequence[Evidence],
     outcome: history.Outcomes,
-    title_similarity: float,
+    meaning: tuple[float, float],
 ) -> list[Signal]:
     shared = signatures.similarity(ours, theirs)
+    alike, best = meaning
     same_category = bool(
         draft.category
         and target.category
@@ -386,8 +404,9 @@ def _signals(
         Signal("text", found.score / top_text, weights.text,
                f"BM25F {found.score:.1f}, {found.score / top_text:.0%} of the best match"
                if found.score else "found through similar incidents only"),
-        Signal("title", title_similarity, weights.title,
-               f"titles {title_similarity:.0%} alike" if title_similarity else "titles unlike"),
+        Signal("title", alike / best, weights.title,
+               f"titles {alike:.0%} alike in meaning, {alike / best:.0%} of the likest" if alike
+               else "titles unlike in meaning"),
         Signal("signature", shared.value, weights.signature,
                f"{'same' if shared.exact else 'similar'} error line: {shared.line}" if shared.line
                else "no error line in common"),

@@ -68,7 +68,8 @@ async def test_json_has_ranked_suggestions_with_signals_and_evidence(
     }
     for signal in best["signals"]:
         assert signal["contribution"] == pytest.approx(signal["value"] * signal["weight"], abs=1e-3)
-    assert best["explanation"].startswith("text +")
+    strongest = max(best["signals"], key=lambda s: s["contribution"])
+    assert best["explanation"].startswith(f"{strongest['name']} +{strongest['contribution']:.2f}")
     assert [e["ref"] for e in best["evidence"]] == [knowledge.incident_number]
     assert "quota" in best["matched_terms"]
     kinds = {s["kind"] for s in found["suggestions"]}
@@ -85,7 +86,7 @@ async def test_a_table_for_people_with_the_reasons(
     assert lines[1].split() == ["#", "SCORE", "KIND", "REF", "TITLE"]
     assert lines[2].split()[:4] == ["1", lines[2].split()[1], "article", "disk-quota-exceeded"]
     assert lines[3:5] == ["", "Why:"]
-    assert lines[5].startswith("  1. text +")
+    assert lines[5].startswith("  1. title +"), "the strongest signal first"
     assert lines[6].startswith(f"     resolved before: {knowledge.incident_number} (")
     assert lines[6].endswith(" alike)")
 

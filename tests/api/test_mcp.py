@@ -330,7 +330,7 @@ async def test_suggest_resolutions_ranks_and_explains(viewer: McpServer, world: 
     names = [s["name"] for s in best["signals"]]
     assert names[0] == "text"
     assert {"signature", "service", "category", "history", "success"} <= set(names)
-    assert best["explanation"].startswith("text +")
+    assert best["explanation"].startswith("title +"), "the strongest signal first"
     assert best["evidence"], "it resolved similar incidents"
     for evidence in best["evidence"]:
         assert evidence["kind"] == "incident"

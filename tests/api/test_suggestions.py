@@ -104,7 +104,7 @@ query($id: ID!, $first: Int! = 5) {
   }
 }
 """
-SIGNAL_NAMES = {"text", "signature", "service", "category", "history", "success"}
+SIGNAL_NAMES = {"text", "title", "signature", "service", "category", "history", "success"}
 
 # The error line one fault prints, as two reports of it would paste it.
 PASSWORD_ERROR = (
@@ -351,6 +351,18 @@ async def test_an_identifier_in_the_title_finds_the_article_that_spells_it_out(
     found = await suggest(client, title="DiskQuotaExceeded")
     assert slugs(found)[:1] == [library.slug("disk")]
     assert {"disk", "quota"} <= set(found[0]["matchedTerms"])
+
+
+async def test_a_title_in_other_words_is_alike_in_meaning_to_the_articles(
+    client: GraphQLClient, library: Library
+) -> None:
+    # Not a word in common with the password article's title; "cannot" is in the pool's.
+    found = await suggest(client, title="Services cannot log in after the secret was changed")
+    assert slugs(found)[0] == library.slug("password")
+    password, pool = found[0], found[slugs(found).index(library.slug("pool"))]
+    assert signal(password, "title")["value"] == 1.0, "the likest title of all candidates"
+    assert "alike in meaning" in signal(password, "title")["detail"]
+    assert 0 < signal(pool, "title")["value"] < 0.7
 
 
 async def test_every_suggestion_explains_itself(client: GraphQLClient, library: Library) -> None:
