@@ -164,7 +164,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "--workers", f"expected a number between 1 and {MAX_WORKERS}, got {args.workers}"
         )
     _configure_logging(settings)
-    semantic.model_directory()  # every worker and the index writer load it
+    # Every worker and the index writer load it: a missing or damaged one is refused
+    # here, with one line, before anything starts (it is not kept in this process).
+    semantic.Encoder(semantic.model_directory())
     _ensure_var_dir(settings)
     asyncio.run(_prepare_for_serving(settings))
     # Worker processes start afresh and read the environment: hand them the flags.
@@ -228,7 +230,7 @@ def _serve(settings: Settings, workers: int) -> None:
 def cmd_indexer(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _configure_logging(settings)
-    semantic.model_directory()
+    semantic.encoder_for(None)  # as serve does; this process keeps it
     _ensure_var_dir(settings)
     _require_schema_at_head(asyncio.run(_current(settings))[0])  # as serve does
     return asyncio.run(indexer_process.run(settings, parent=args.parent, ready=args.ready))

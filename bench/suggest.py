@@ -627,6 +627,7 @@ STAGES = (
     ("knowledge.search.service", "hits_for", "hydrate rows (twice: candidates, top 5)"),
     ("knowledge.suggestions.history", "outcomes", "outcome counts (SQL)"),
     ("knowledge.suggestions.service", "target_signatures", "target error signatures"),
+    ("knowledge.suggestions.service", "_titles_alike", "titles in meaning (draft encoded)"),
 )
 
 

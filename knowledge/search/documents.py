@@ -49,11 +49,17 @@ def _sections(body: str) -> tuple[tuple[str, str], ...]:
     return (("symptoms", symptoms), ("cause", cause), ("resolution", resolution), ("body", rest))
 
 
-def indexed_title(entity: Article | KnownError) -> str:
-    """The title a document is indexed with (a known error's starts with its key)."""
-    if isinstance(entity, KnownError):
-        return f"{entity.key} {entity.title}"
+def meaning_title(entity: Article | KnownError) -> str:
+    """The title whose meaning is stored (``meaning``): a known error's without its key,
+    which says nothing about the trouble."""
     return entity.title
+
+
+def document_meaning_title(document: Document) -> str:
+    """``meaning_title`` of the entity a document was made from (a known error's
+    document title is its key, which has no spaces, then its title)."""
+    title = str(document["title"])
+    return title.partition(" ")[2] if document["kind"] == "known_error" else title
 
 
 def article_document(
@@ -70,7 +76,7 @@ def article_document(
         "category": article.category or "",
         "services": ",".join(services),
         "tags": ",".join(tags),
-        "title": indexed_title(article),
+        "title": article.title,
         "summary": article.summary,
         "signatures": "\n".join(article.error_signatures),
         "reported": "\n".join(reported),
@@ -89,7 +95,7 @@ def known_error_document(
         "category": known_error.category or "",
         "services": ",".join(services),
         "tags": "",
-        "title": indexed_title(known_error),
+        "title": f"{known_error.key} {known_error.title}",
         "summary": "",
         "symptoms": known_error.symptoms,
         "cause": known_error.root_cause,

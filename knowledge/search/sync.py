@@ -40,6 +40,7 @@ from knowledge.retry_log import RetryLog
 from knowledge.search.documents import (
     Document,
     article_document,
+    document_meaning_title,
     incident_document,
     key_of,
     known_error_document,
@@ -472,7 +473,7 @@ def with_meanings(index: SearchIndex, documents: Sequence[Document]) -> None:
     costs about 10 ms of CPU, a batch of new articles seconds."""
     titled = [d for d in documents if d["kind"] in MEANINGFUL_KINDS]
     if titled:
-        vectors = index.sentences.encode([d["title"] for d in titled])
+        vectors = index.sentences.encode([document_meaning_title(d) for d in titled])
         for document, vector in zip(titled, vectors, strict=True):
             document["meaning"] = vector.astype(np.float16).tobytes()
 

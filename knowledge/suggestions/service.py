@@ -28,7 +28,7 @@ from knowledge.incidents.models import Incident
 from knowledge.known_errors import service as known_errors
 from knowledge.known_errors.models import KnownError, KnownErrorStatus
 from knowledge.search import service as search
-from knowledge.search.documents import article_sections, indexed_title, key_of, parse_key
+from knowledge.search.documents import article_sections, key_of, meaning_title, parse_key
 from knowledge.search.index import SearchIndex
 from knowledge.search.query import MAX_QUERY_LENGTH, OPERATORS, plain_words
 from knowledge.suggestions import history, signatures
@@ -270,7 +270,7 @@ async def candidates(
     outcomes = await history.outcomes(session=session, keys=list(targets))
     services = await _services(session, targets) if draft.service_id is not None else {}
     meanings = await asyncio.to_thread(_titles_alike, index, draft.title, targets)
-    top_meaning = max(meanings.values(), default=0.0) or 1.0
+    top_meaning = max(max(meanings.values(), default=0.0), weights.title_floor)
     found_candidates = []
     for key, target in targets.items():
         signals = _signals(
@@ -340,7 +340,9 @@ async def suggest(
 def _titles_alike(index: SearchIndex, title: str, targets: dict[str, Target]) -> dict[str, float]:
     """How alike the draft's title is in meaning to each target's: the cosine of their
     sentence vectors (``knowledge/semantic``), stored by the index writer or, for a
-    target indexed without one, encoded now. Nothing for a draft with no title.
+    target indexed without one (or with one of another size), encoded now. Nothing
+    for a draft with no title. The title as typed, not respelled: the model reads
+    word pieces, so a typo costs it little, and a respelling can change the meaning.
 
     Not computed while the searches run: the matrix products let go of the
     interpreter lock, but the steps between them wait for it, and overlapping them
@@ -349,8 +351,10 @@ def _titles_alike(index: SearchIndex, title: str, targets: dict[str, Target]) ->
         return {}
     with index.reading():
         vectors = index.meanings(targets)
+    sentences = index.sentences
+    vectors = {k: v for k, v in vectors.items() if v.shape == (sentences.dimensions,)}
     missing = [key for key in targets if key not in vectors]
-    encoded = index.sentences.encode([title, *(indexed_title(targets[k]) for k in missing)])
+    encoded = sentences.encode([title, *(meaning_title(targets[k]) for k in missing)])
     vectors.update(zip(missing, encoded[1:], strict=True))
     return {key: max(0.0, float(encoded[0] @ vector)) for key, vector in vectors.items()}
 

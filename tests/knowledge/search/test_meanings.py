@@ -1,4 +1,5 @@
-"""The index writer keeps each article's and known error's title vector with its document."""
+"""The index writer keeps each article's and known error's title vector with its document
+(a known error's without its key)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ async def test_the_writer_stores_the_title_vector_and_renews_it_with_the_title(
     async with running(db, tmp_path / "index") as indexer:
         index = indexer.index
         assert_meaning(index, f"article:{otter}", OTTER[0])
-        assert_meaning(index, f"known_error:{error.id}", f"{error.key} {error.title}")
+        assert_meaning(index, f"known_error:{error.id}", error.title)
         assert meanings(index, "article:999999") == {}, "not indexed: nothing to compare"
 
         async with db.transaction() as session:
@@ -61,4 +62,4 @@ async def test_the_writer_stores_the_title_vector_and_renews_it_with_the_title(
         assert_meaning(
             index, f"article:{otter}", "Otter consumers reject messages of the new schema"
         )
-        assert_meaning(index, f"known_error:{error.id}", f"{error.key} {error.title}")
+        assert_meaning(index, f"known_error:{error.id}", error.title)
