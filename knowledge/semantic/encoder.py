@@ -9,11 +9,11 @@ is all there is (see ``knowledge/suggestions/weights.py`` for what it bought).
 
 The forward pass is written out here instead of pulling in PyTorch: a batch of
 titles is a few small matrix products, and the install stays small. The weights
-are mapped from the safetensors file: the word embeddings (47 MB) stay shared
-by every process on a host through the page cache, while each process keeps its
-own transposed copy of the layers' matrices (42 MB), which BLAS multiplies
-several times faster than a strided view of the file. ``tests/knowledge/semantic`` checks the
-vectors against those of the reference implementation.
+are mapped from the safetensors file: the word embeddings (47 MB) stay shared by
+every process on a host through the page cache, while each process keeps its own
+transposed copy of the layers' matrices (42 MB), which BLAS multiplies faster
+than a strided view of the file. ``tests/knowledge/semantic`` checks the vectors
+against those of the reference implementation.
 """
 
 from __future__ import annotations
@@ -112,12 +112,13 @@ class Encoder:
         for row, sequence in enumerate(token_ids):
             ids[row, : len(sequence)] = sequence
             mask[row, : len(sequence)] = 1.0
-        hidden = self._embeddings(ids, self._eps)
+        hidden = self._embeddings(ids, self._eps).reshape(ids.size, self.dimensions)
         # Padding gets no attention: a large negative added before the softmax.
         blocked = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
         for layer in self._layers:
             hidden = layer(hidden, blocked, self._heads, self._eps)
-        pooled = (hidden * mask[:, :, None]).sum(axis=1) / np.maximum(
+        tokens = hidden.reshape(*ids.shape, self.dimensions)
+        pooled = (tokens * mask[:, :, None]).sum(axis=1) / np.maximum(
             mask.sum(axis=1, keepdims=True), 1.0
         )
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
@@ -150,9 +151,12 @@ class _Layer:
         def norm(name: str) -> tuple[Vectors, Vectors]:
             return tensors[f"{prefix}{name}.weight"], tensors[f"{prefix}{name}.bias"]
 
-        self.query = linear("attention.self.query")
-        self.key = linear("attention.self.key")
-        self.value = linear("attention.self.value")
+        # Query, key and value in one product: one call into BLAS instead of three.
+        parts = [linear(f"attention.self.{name}") for name in ("query", "key", "value")]
+        self.qkv = (
+            np.ascontiguousarray(np.concatenate([w for w, _ in parts], axis=1)),
+            np.concatenate([b for _, b in parts]),
+        )
         self.attention_out = linear("attention.output.dense")
         self.attention_norm = norm("attention.output.LayerNorm")
         self.intermediate = linear("intermediate.dense")
@@ -160,18 +164,17 @@ class _Layer:
         self.output_norm = norm("output.LayerNorm")
 
     def __call__(self, hidden: Vectors, blocked: Vectors, heads: int, eps: float) -> Vectors:
-        batch, length, width = hidden.shape
+        """``hidden`` is (texts * tokens, width): each product with a weight matrix is
+        one call into BLAS for the whole batch."""
+        batch, length = blocked.shape[0], blocked.shape[-1]
+        width = hidden.shape[1]
         size = width // heads
-
-        def split(projection: tuple[Vectors, Vectors]) -> Vectors:
-            projected = hidden @ projection[0] + projection[1]
-            return projected.reshape(batch, length, heads, size).transpose(0, 2, 1, 3)
-
-        query, key, value = split(self.query), split(self.key), split(self.value)
+        qkv = (hidden @ self.qkv[0] + self.qkv[1]).reshape(batch, length, 3, heads, size)
+        query, key, value = qkv.transpose(2, 0, 3, 1, 4)  # each (texts, heads, tokens, size)
         scores = query @ key.transpose(0, 1, 3, 2) / np.float32(math.sqrt(size)) + blocked
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
         weights = scores / scores.sum(axis=-1, keepdims=True)
-        context = (weights @ value).transpose(0, 2, 1, 3).reshape(batch, length, width)
+        context = (weights @ value).transpose(0, 2, 1, 3).reshape(batch * length, width)
         attended = context @ self.attention_out[0] + self.attention_out[1]
         hidden = _layer_norm(attended + hidden, *self.attention_norm, eps)
         inner = _gelu(hidden @ self.intermediate[0] + self.intermediate[1])
