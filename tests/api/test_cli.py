@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,30 @@ async def test_serve_refuses_a_worker_count_out_of_range(
     assert await knownfix("serve", "--workers", workers, "--database-url", url) == 2
     error = capsys.readouterr().err
     assert error.startswith("knownfix: configuration error: --workers: expected a number between")
+    assert not (tmp_path / "var").exists(), "refused before touching anything"
+
+
+@pytest.mark.parametrize("command", ["serve", "indexer"])
+async def test_serve_and_the_index_writer_refuse_to_start_with_a_damaged_sentence_model(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    command: str,
+) -> None:  # fmt: skip
+    """A package of that name whose weights are cut short, found where Python finds it."""
+    model = semantic_encoder.installed_model()
+    assert model is not None
+    damaged = tmp_path / "damaged_model_package"
+    shutil.copytree(model, damaged / "model", ignore=shutil.ignore_patterns("model.safetensors"))
+    (damaged / "__init__.py").write_text("")
+    (damaged / "model" / "model.safetensors").write_bytes(
+        (model / "model.safetensors").read_bytes()[:4096]
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(semantic_encoder, "MODEL_PACKAGE", "damaged_model_package")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'var' / 'knownfix.db'}"
+    assert await knownfix(command, "--database-url", url) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("knownfix: cannot load the sentence model in ")
+    assert len(error.strip().splitlines()) == 1
     assert not (tmp_path / "var").exists(), "refused before touching anything"
 
 
