@@ -122,12 +122,8 @@ async def test_serve_refuses_a_worker_count_out_of_range(
     assert not (tmp_path / "var").exists(), "refused before touching anything"
 
 
-@pytest.mark.parametrize("command", ["serve", "indexer"])
-async def test_serve_and_the_index_writer_refuse_to_start_with_a_damaged_sentence_model(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-    command: str,
-) -> None:  # fmt: skip
-    """A package of that name whose weights are cut short, found where Python finds it."""
+def damaged_model_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A package whose model weights are cut short, found where Python finds packages."""
     model = semantic_encoder.installed_model()
     assert model is not None
     damaged = tmp_path / "damaged_model_package"
@@ -137,25 +133,27 @@ async def test_serve_and_the_index_writer_refuse_to_start_with_a_damaged_sentenc
         (model / "model.safetensors").read_bytes()[:4096]
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(semantic_encoder, "MODEL_PACKAGE", "damaged_model_package")
-    url = f"sqlite+aiosqlite:///{tmp_path / 'var' / 'knownfix.db'}"
-    assert await knownfix(command, "--database-url", url) == 2
-    error = capsys.readouterr().err
-    assert error.startswith("knownfix: cannot load the sentence model in ")
-    assert len(error.strip().splitlines()) == 1
-    assert not (tmp_path / "var").exists(), "refused before touching anything"
+    return damaged.name
 
 
 @pytest.mark.parametrize("command", ["serve", "indexer"])
-async def test_serve_and_the_index_writer_refuse_to_start_without_the_sentence_model(
+@pytest.mark.parametrize(("model", "message"), [
+    ("missing", "the sentence model is not installed: pip install"),
+    ("damaged", "cannot load the sentence model in "),
+])  # fmt: skip
+async def test_serve_and_the_index_writer_refuse_to_start_without_a_usable_sentence_model(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-    command: str,
+    command: str, model: str, message: str,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(semantic_encoder, "MODEL_PACKAGE", "no_such_model_package")
+    package = (
+        damaged_model_package(tmp_path, monkeypatch) if model == "damaged"
+        else "no_such_model_package"
+    )  # fmt: skip
+    monkeypatch.setattr(semantic_encoder, "MODEL_PACKAGE", package)
     url = f"sqlite+aiosqlite:///{tmp_path / 'var' / 'knownfix.db'}"
     assert await knownfix(command, "--database-url", url) == 2
     error = capsys.readouterr().err
-    assert error.startswith("knownfix: the sentence model is not installed: pip install")
+    assert error.startswith(f"knownfix: {message}")
     assert len(error.strip().splitlines()) == 1
     assert not (tmp_path / "var").exists(), "refused before touching anything"
 
