@@ -323,12 +323,9 @@ async def test_the_indexer_command_writes_the_index_until_it_is_stopped(
         assert WriterLock(index_dir).holder() == process.pid
         assert not WriterLock(index_dir).acquire()
     finally:
-        process.send_signal(signal.SIGTERM)
-        status = await asyncio.wait_for(process.wait(), DEADLINE)
+        status = await stopped(process)
     assert status == 0, "a clean stop"
-    lock = WriterLock(index_dir)
-    assert lock.acquire(), "it let go of the lock"
-    lock.release()
+    assert_lock_free(index_dir)
 
 
 async def test_an_indexer_started_beside_another_waits_and_then_takes_over(
@@ -343,15 +340,12 @@ async def test_an_indexer_started_beside_another_waits_and_then_takes_over(
     try:
         assert await ready_line(second) == WAITING
         assert WriterLock(index_dir).holder() == first.pid
-        first.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(first.wait(), DEADLINE) == 0
+        assert await stopped(first) == 0
 
         await holder_among(index_dir, [second.pid], "the waiting indexer to take the lock")
     finally:
         for process in (first, second):
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(process.wait(), DEADLINE)
+            await stopped(process)
 
 
 async def test_workers_leave_the_lock_to_their_index_writer_when_it_comes_free(
@@ -376,8 +370,7 @@ async def test_workers_leave_the_lock_to_their_index_writer_when_it_comes_free(
 
             waiting = await eventually(named_next, "the new index writer to be named")
             assert waiting not in (*workers, server.process.pid)
-            old.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(old.wait(), DEADLINE) == 0
+            assert await stopped(old) == 0
             await holder_among(index_dir, [waiting], "the new index writer to take the lock")
     finally:
         if old.returncode is None:
@@ -408,14 +401,11 @@ async def test_the_indexer_command_stops_when_told_even_while_it_catches_up(
                 return WriterLock(index_dir).holder() == process.pid or None
 
             await eventually(holding_the_lock, "the indexer to start catching up")
-            process.send_signal(signal.SIGTERM)
-            status = await asyncio.wait_for(process.wait(), DEADLINE)
+            status = await stopped(process)
         assert process.stdout is not None
         assert await process.stdout.read() == b"", "it never said it was ready"
         assert status == 0
-        lock = WriterLock(index_dir)
-        assert lock.acquire(), "it let go of the lock"
-        lock.release()
+        assert_lock_free(index_dir)
     finally:
         await db.dispose()
 
@@ -425,6 +415,19 @@ async def indexer(workdir: Path, env: dict[str, str]) -> asyncio.subprocess.Proc
     return await asyncio.create_subprocess_exec(
         KNOWNFIX, "indexer", "--ready", cwd=workdir, env=env, stdout=asyncio.subprocess.PIPE
     )
+
+
+async def stopped(process: asyncio.subprocess.Process) -> int:
+    """Its exit status once SIGTERM stopped it (at once if it had exited already)."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(process.wait(), DEADLINE)
+
+
+def assert_lock_free(index_dir: Path) -> None:
+    lock = WriterLock(index_dir)
+    assert lock.acquire(), "nobody holds the writer lock"
+    lock.release()
 
 
 async def ready_line(process: asyncio.subprocess.Process) -> str:
